@@ -1,0 +1,115 @@
+"""Named configurations (`tiny`, `paper`, ...) kept as JSON data, overridable field by field.
+
+    preset = get_preset("paper", overrides={"discretizer.checkpoint": "/ckpt/vq-f8.ckpt"})
+
+A preset's fields are the frozen configs of each concept (TeacherConfig, DiscretizerConfig, AttackConfig,
+DistillConfig), so a service never builds models from anything but these.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field, fields
+from importlib import resources
+from typing import Any, Iterable, Mapping
+
+import yaml
+
+from dad_core.attack import AttackConfig
+from dad_core.discretizers.factory import DiscretizerConfig
+from dad_core.losses import DistillConfig
+from dad_core.teachers.factory import TeacherConfig
+
+_SECTIONS = {"teacher": TeacherConfig, "discretizer": DiscretizerConfig, "attack": AttackConfig,
+             "distill": DistillConfig}
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    image_size: int = 224
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    discretizer: DiscretizerConfig = field(default_factory=DiscretizerConfig)
+    attack: AttackConfig = field(default_factory=AttackConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    student: str = "resnet50"
+    description: str = ""
+
+    def __post_init__(self):
+        if not isinstance(self.image_size, int) or self.image_size < 8:
+            raise ValueError(f"image_size must be an integer >= 8, got {self.image_size!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def fingerprint(self) -> str:
+        """sha256 of the resolved configuration (the description does not count)."""
+        d = self.to_dict()
+        d.pop("description")
+        return hashlib.sha256(json.dumps(d, sort_keys=True, default=list).encode()).hexdigest()
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Preset":
+        """Build from a (possibly partial) nested dict; an unknown field raises an error naming it."""
+        d = dict(d)
+        _check_keys("", d, {f.name for f in fields(cls)})
+        kwargs = {}
+        for key, value in d.items():
+            if key in _SECTIONS:
+                if not isinstance(value, Mapping):
+                    raise ValueError(f"{key} must be a mapping of fields, got {value!r}")
+                sec = _SECTIONS[key]
+                _check_keys(f"{key}.", value, {f.name for f in fields(sec)})
+                try:
+                    kwargs[key] = sec(**value)
+                except TypeError as e:
+                    raise ValueError(f"{key}: {e}") from e
+            else:
+                kwargs[key] = value
+        return cls(**kwargs)
+
+
+def _check_keys(prefix: str, d: Mapping[str, Any], known: set[str]) -> None:
+    for key in d:
+        if key not in known:
+            raise ValueError(f"unknown config field {prefix}{key!r}; known fields: {sorted(known)}")
+
+
+def list_presets() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files(__package__).iterdir() if p.name.endswith(".json"))
+
+
+def _preset_dict(name: str) -> dict[str, Any]:
+    if name not in list_presets():
+        raise ValueError(f"unknown preset {name!r}; available: {list_presets()}")
+    return json.loads(resources.files(__package__).joinpath(f"{name}.json").read_text())
+
+
+def _set_dotted(d: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = d
+    for i, part in enumerate(parents):
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ValueError(f"cannot set {dotted!r}: {'.'.join(parents[:i + 1])!r} is not a section")
+    node[leaf] = value
+
+
+def get_preset(name: str, overrides: Mapping[str, Any] | None = None) -> Preset:
+    """A preset by name, with dotted-key overrides (`{"attack.steps": 2}`) applied and validated."""
+    d = _preset_dict(name)
+    for key, value in (overrides or {}).items():
+        _set_dotted(d, key, value)
+    return Preset.from_dict({"name": name, **d})
+
+
+def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
+    """CLI `--set key=value` items to a dict; values are parsed as YAML (numbers, null, lists, booleans)."""
+    out = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set expects key=value, got {item!r}")
+        out[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+    return out
