@@ -53,6 +53,8 @@ def load_state_dict(path: str | os.PathLike, trusted: bool = False) -> dict[str,
     try:
         obj = torch.load(path, map_location="cpu", weights_only=not trusted)
     except pickle.UnpicklingError as e:
+        if "can still be loaded" not in str(e):  # torch's wording for "only non-tensor globals stopped it"
+            raise ValueError(f"cannot read VQGAN checkpoint {str(path)!r}: not a torch checkpoint ({e})") from e
         raise ValueError(f"{str(path)!r} holds more than tensors (e.g. a Lightning checkpoint with callbacks); "
                          "set discretizer.trust_checkpoint=true if you trust the file") from e
     except Exception as e:

@@ -1,0 +1,49 @@
+import pytest
+
+from dad_core import get_preset, list_presets, parse_overrides
+from dad_core.discretizers.vqgan import load_taming_config
+
+
+def test_paper_preset_holds_the_papers_settings():
+    p = get_preset("paper")
+    assert (p.teacher.kind, p.teacher.model, p.teacher.pretrained) == ("open_clip", "ViT-L-14", "openai")  # Sec. 4.1
+    assert p.image_size == 224
+    params = load_taming_config(p.discretizer.config)  # App. C: f=8, d=4, K=16384
+    assert (params["n_embed"], params["embed_dim"], len(params["ddconfig"]["ch_mult"])) == (16384, 4, 4)
+    assert (p.attack.steps, p.attack.step_size) == (1, 0.1)  # App. C: one iteration, attack lr 0.1
+    assert (p.distill.temperature, p.distill.alpha) == (4.0, 0.5)  # App. C: t=4, a=0.5
+
+
+def test_presets_are_listed_by_name():
+    assert {"tiny", "paper"} <= set(list_presets())
+    with pytest.raises(ValueError, match="unknown preset 'huge'"):
+        get_preset("huge")
+
+
+def test_overrides_change_one_field_and_the_fingerprint():
+    base = get_preset("tiny")
+    p = get_preset("tiny", overrides=parse_overrides(["attack.steps=3", "discretizer.checkpoint=/w/vq.ckpt",
+                                                      "image_size=64", "attack.epsilon=null"]))
+    assert (p.attack.steps, p.discretizer.checkpoint, p.image_size, p.attack.epsilon) == (3, "/w/vq.ckpt", 64, None)
+    assert p.attack.step_size == base.attack.step_size
+    assert p.fingerprint() != base.fingerprint()
+    assert get_preset("tiny").fingerprint() == base.fingerprint()
+
+
+@pytest.mark.parametrize("overrides, match", [
+    ({"attack.stepz": 2}, "attack.'stepz'|'stepz'"),
+    ({"teacherr.model": "x"}, "'teacherr'"),
+    ({"attack.grad": "adam"}, "attack.grad"),
+    ({"image_size": "big"}, "image_size"),
+    ({"attack.steps.x": 1}, "not a section"),
+])
+def test_bad_overrides_name_the_field(overrides, match):
+    with pytest.raises(ValueError, match=match):
+        get_preset("tiny", overrides=overrides)
+
+
+def test_parse_overrides_types_and_errors():
+    assert parse_overrides(["a=1", "b=0.5", "c=true", "d=[1, 2]", "e=text", "f=null"]) == \
+        {"a": 1, "b": 0.5, "c": True, "d": [1, 2], "e": "text", "f": None}
+    with pytest.raises(ValueError, match="key=value"):
+        parse_overrides(["novalue"])
