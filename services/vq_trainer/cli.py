@@ -1,0 +1,100 @@
+"""`python -m services.vq_trainer`: fit a VQ model (taming's VQModel) to be the DAD discretizer.
+
+Writes to --out: `vq.ckpt` ({"state_dict": ...}, loads with `--set discretizer.checkpoint=...`), the taming
+`config.yaml`, `metrics.jsonl` (one line per epoch) and `report.json` (reconstruction PSNR per --eval set).
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import time
+
+import torch
+import yaml
+from tqdm import tqdm
+
+from dad_core import DiscretizerConfig, create_discretizer
+from dad_core.discretizers.training import psnr, trainable, vq_training_loss
+from dad_core.discretizers.vqgan import load_taming_config
+from services.storage import atomic_write_bytes, check_writable, join, open_filesystem
+from services.vq_trainer.data import load_images
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m services.vq_trainer", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--source", required=True, help="ImageFolder or Parquet image source to fit (any fsspec URL)")
+    p.add_argument("--out", required=True, help="output folder (any fsspec URL)")
+    p.add_argument("--config", default="tiny-vq",
+                   help="bundled taming config name (tiny-vq, vq-f8, ...) or a taming YAML path (default: tiny-vq)")
+    p.add_argument("--image-size", type=int, default=64, help="training resolution, a multiple of the VQ factor")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (cosine decay to 0)")
+    p.add_argument("--eval", action="append", default=[], metavar="NAME=URI",
+                   help="held-out source to report PSNR on; repeatable (e.g. --eval photo=/data/photo_val)")
+    p.add_argument("--limit", type=int, default=None, help="use at most this many training images")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    return p
+
+
+@torch.no_grad()
+def mean_psnr(q, images: torch.Tensor, batch_size: int = 64) -> float:
+    values = [psnr(x, q(x)) for x in (images[i:i + batch_size].float() / 255 for i in range(0, len(images), batch_size))]
+    return torch.cat(values).mean().item()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    evals = dict(item.split("=", 1) for item in args.eval if "=" in item)
+    if len(evals) != len(args.eval):
+        raise SystemExit("--eval expects NAME=URI")
+    fs, out = open_filesystem(args.out)
+    check_writable(fs, out)
+    torch.manual_seed(args.seed)
+    params = load_taming_config(args.config)
+    q = trainable(create_discretizer(DiscretizerConfig(config=args.config, init_seed=args.seed)))
+    if args.image_size % q.downsample_factor:
+        raise SystemExit(f"--image-size must be a multiple of {q.downsample_factor} for this VQ config")
+
+    images, _, _, skipped = load_images(args.source, args.image_size, limit=args.limit)
+    steps_per_epoch = math.ceil(len(images) / args.batch_size)
+    opt = torch.optim.Adam(q.parameters(), lr=args.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, args.epochs * steps_per_epoch))
+    lines, t0 = [], time.time()
+    for epoch in range(args.epochs):
+        order = torch.randperm(len(images))
+        totals: dict[str, float] = {}
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{args.epochs}", unit="step")
+        for step in bar:
+            x = images[order[step * args.batch_size:(step + 1) * args.batch_size]].float() / 255
+            losses = vq_training_loss(q, x)
+            opt.zero_grad(set_to_none=True)
+            losses["loss"].backward()
+            opt.step()
+            sched.step()
+            for k, v in losses.items():
+                totals[k] = totals.get(k, 0.0) + float(v) / steps_per_epoch
+            bar.set_postfix(loss=f"{losses['loss'].item():.4f}")
+        lines.append({"epoch": epoch + 1, **totals, "elapsed_s": time.time() - t0})
+
+    report = {"source": args.source, "config": args.config, "image_size": args.image_size, "epochs": args.epochs,
+              "train_images": len(images), "skipped": dict(skipped), "train_seconds": time.time() - t0,
+              "psnr_db": {"train": mean_psnr(q, images)}}
+    for name, uri in evals.items():
+        report["psnr_db"][name] = mean_psnr(q, load_images(uri, args.image_size)[0])
+    buf = io.BytesIO()
+    torch.save({"state_dict": q.vqmodel.state_dict()}, buf)
+    atomic_write_bytes(fs, join(out, "vq.ckpt"), buf.getvalue())
+    atomic_write_bytes(fs, join(out, "config.yaml"), yaml.safe_dump({"model": {
+        "target": "taming.models.vqgan.VQModel", "params": params}}, sort_keys=False).encode())
+    atomic_write_bytes(fs, join(out, "metrics.jsonl"), "".join(json.dumps(l) + "\n" for l in lines).encode())
+    atomic_write_bytes(fs, join(out, "report.json"), json.dumps(report, indent=2).encode())
+    print(json.dumps(report["psnr_db"], indent=2))
+    return 0
