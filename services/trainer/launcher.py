@@ -1,0 +1,109 @@
+"""Run a training job on Ray Train: preflight on the driver, then `TorchTrainer` with one DDP rank per worker.
+
+Like the generator, the job joins `--ray-address` or RAY_ADDRESS (set by `ray job submit`), and otherwise
+starts a local Ray that lives as long as the process. Ray Train V2 (the default in Ray 2.60) is
+assumed: results are read from our own metrics file, not from `Result.metrics`.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import torch
+
+from services.generator.cli import connect_ray  # one way to join or start Ray for every service
+from services.trainer.checkpointing import RunStore
+from services.trainer.config import TrainConfig
+from services.trainer.loop import WorkerContext, train_worker
+from services.trainer.metrics import read_metrics
+from services.trainer.preflight import Plan, TrainInputError, preflight
+
+log = logging.getLogger(__name__)
+
+
+class TrainingFailed(RuntimeError):
+    """A worker failed after training started; the message carries the worker's error."""
+
+
+def ray_train_loop(config: dict[str, Any]) -> None:
+    """What each Ray Train worker runs (torch.distributed is already initialised by TorchTrainer)."""
+    import ray.train
+    import ray.train.torch
+
+    cfg = TrainConfig.from_dict(config)
+    torch.set_num_threads(max(1, int(cfg.cpus_per_worker)))  # fractional CPUs must not spawn N threads each
+    context = ray.train.get_context()
+    ctx = WorkerContext(rank=context.get_world_rank(), world_size=context.get_world_size(),
+                        device=ray.train.torch.get_device(), in_ray_worker=True)
+    train_worker(cfg, ctx)
+
+
+def _check_resources(cfg: TrainConfig) -> None:
+    import ray
+
+    have = ray.cluster_resources()
+    cpus, gpus = cfg.workers * cfg.cpus_per_worker, cfg.workers * cfg.gpus_per_worker
+    if gpus > have.get("GPU", 0):
+        raise TrainInputError(f"{cfg.workers} workers x {cfg.gpus_per_worker} GPUs need {gpus:g} GPUs; the Ray "
+                              f"cluster has {have.get('GPU', 0):g} (use --gpus-per-worker 0 to train on CPUs)")
+    if cpus > have.get("CPU", 0):
+        raise TrainInputError(f"{cfg.workers} workers x {cfg.cpus_per_worker} CPUs need {cpus:g} CPUs; the Ray "
+                              f"cluster has {have.get('CPU', 0):g} (lower --cpus-per-worker, e.g. 0.5)")
+
+
+def run(cfg: TrainConfig, echo=print) -> list[dict[str, Any]]:
+    """Check inputs, then train on Ray; returns the run's metrics records (de-duplicated)."""
+    import ray
+    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    plan: Plan = preflight(cfg)
+    echo(plan.describe(cfg))
+    store = RunStore(cfg.out, cfg.storage_options)
+    if plan.resume_epoch >= cfg.epochs and store.has_model():
+        echo(f"{store.uri} already finished {plan.resume_epoch} epochs: nothing to train (raise --epochs to continue)")
+        return read_metrics(cfg.out, cfg.storage_options)
+    if not ray.is_initialized():
+        connect_ray(cfg.ray_address)
+    _check_resources(cfg)
+    store.write_config(cfg.to_dict())
+    resources = {"CPU": cfg.cpus_per_worker, **({"GPU": cfg.gpus_per_worker} if cfg.gpus_per_worker else {})}
+    trainer = TorchTrainer(
+        ray_train_loop,
+        train_loop_config=cfg.to_dict(),
+        scaling_config=ScalingConfig(num_workers=cfg.workers, use_gpu=cfg.gpus_per_worker > 0,
+                                     resources_per_worker=resources),
+        run_config=RunConfig(name=f"dad-train-{cfg.student}-{cfg.objective}".replace("+", "_"),
+                             failure_config=FailureConfig(max_failures=cfg.max_failures)),
+    )
+    try:
+        trainer.fit()
+    except ray.train.TrainingFailedError as e:
+        raise TrainingFailed(f"training failed (the last checkpoint in {cfg.out} is kept; re-run to resume):"
+                             f"\n{e}") from None
+    return read_metrics(cfg.out, cfg.storage_options)
+
+
+def final_summary(records: list[dict[str, Any]]) -> str:
+    epochs = [r for r in records if r.get("type") == "epoch"]
+    if not epochs:
+        return "no epoch finished"
+    last = epochs[-1]
+    acc = f"{last['val_top1']:.4f}" if last.get("val_top1") is not None else "n/a (no validation data)"
+    return f"epoch {last['epoch'] + 1}: train loss {last['train_loss']:.4f}, val top-1 {acc}"
+
+
+def main_run(cfg: TrainConfig) -> int:
+    """CLI body: exit code 2 and one line naming the problem for bad input, 1 for a failed run."""
+    try:
+        records = run(cfg)
+    except TrainInputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except TrainingFailed as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(final_summary(records))
+    print(f"model: {RunStore(cfg.out, cfg.storage_options).uri}/model.pth")
+    return 0

@@ -1,0 +1,128 @@
+"""Training metrics as append-only JSON lines next to the checkpoints, and a progress bar in the terminal.
+
+`<out>/metrics.jsonl` holds one JSON object per line, never rewritten in place on local disk:
+
+    {"type": "event", "event": "start"|"resume"|"end", "epoch": 0, "step": 0, "time": ...}
+    {"type": "step", "epoch": 0, "step": 10, "lr": ..., "loss": ..., "ce": ..., "kd_clean": ..., "images_per_s": ...}
+    {"type": "epoch", "epoch": 0, "step": 40, "val_top1": ..., "val_top5": ..., "epoch_time_s": ...}
+
+A run killed mid-epoch resumes from its last checkpoint and logs that epoch's steps again after a
+`resume` event; `read_metrics` keeps the last record per step and epoch, which is what a reader wants.
+Local files get every line as it is logged; object stores cannot append, so there the file is re-uploaded
+whole at most every `flush_interval_s` (and at every epoch end). `images_per_s` counts the images the
+student trains on (clean + Q(x')), summed over ranks.
+"""
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Iterable, Mapping
+
+from services.storage import atomic_write_bytes, is_local, join, open_filesystem
+
+METRICS_NAME = "metrics.jsonl"
+
+
+class MetricsLog:
+    """Buffered JSONL writer for rank 0 (other ranks get a disabled one that writes nothing)."""
+
+    def __init__(self, out_uri: str, storage_options: Mapping[str, Any] | None = None, enabled: bool = True,
+                 flush_interval_s: float = 30.0):
+        self.enabled = enabled
+        self.fs, root = open_filesystem(out_uri, storage_options)
+        self.path = join(root, METRICS_NAME)
+        self.flush_interval_s = flush_interval_s
+        self._pending: list[str] = []
+        self._remote_text: bytes | None = None  # whole-file copy for object stores
+        self._last_flush = time.monotonic()
+
+    def log(self, record: Mapping[str, Any], flush: bool = False) -> None:
+        if not self.enabled:
+            return
+        self._pending.append(json.dumps({**record, "time": round(time.time(), 3)}, allow_nan=True) + "\n")
+        if flush or is_local(self.fs) or time.monotonic() - self._last_flush > self.flush_interval_s:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.enabled or not self._pending:
+            return
+        data = "".join(self._pending).encode()
+        if is_local(self.fs):
+            self.fs.makedirs(self.path.rsplit("/", 1)[0], exist_ok=True)
+            with open(self.path, "ab") as f:
+                f.write(data)
+        else:
+            if self._remote_text is None:
+                try:
+                    self._remote_text = self.fs.cat_file(self.path)
+                except FileNotFoundError:
+                    self._remote_text = b""
+            self._remote_text += data
+            atomic_write_bytes(self.fs, self.path, self._remote_text)
+        self._pending.clear()
+        self._last_flush = time.monotonic()
+
+
+def parse_metrics(lines: Iterable[str]) -> list[dict[str, Any]]:
+    """Records in order, keeping only the last one per (type, step) and per epoch summary; skips torn lines."""
+    records: dict[tuple, dict[str, Any]] = {}
+    for n, line in enumerate(lines):
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut by a kill
+        kind = rec.get("type")
+        key = (kind, rec.get("step")) if kind == "step" else (kind, rec.get("epoch")) if kind == "epoch" else (n,)
+        records.pop(key, None)  # re-insert so the order is that of the latest occurrence
+        records[key] = rec
+    return list(records.values())
+
+
+def read_metrics(out_uri: str, storage_options: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The run's metrics, de-duplicated across resumes (see parse_metrics); [] if none yet."""
+    fs, root = open_filesystem(out_uri, storage_options)
+    try:
+        text = fs.cat_file(join(root, METRICS_NAME)).decode()
+    except FileNotFoundError:
+        return []
+    return parse_metrics(text.splitlines())
+
+
+def progress_bar(total: int, desc: str, enabled: bool, in_ray_worker: bool):
+    """tqdm in a terminal; Ray's tqdm inside a Ray worker (a plain bar's redraws would flood the driver log)."""
+    if not enabled:
+        return _NoBar()
+    if in_ray_worker:
+        return _RayBar(total, desc)
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="step", dynamic_ncols=True, leave=False)
+
+
+class _RayBar:
+    """ray.experimental.tqdm_ray (drawn by the driver) with tqdm's set_postfix, which it lacks."""
+
+    def __init__(self, total: int, desc: str):
+        from ray.experimental.tqdm_ray import tqdm as ray_tqdm
+
+        self.desc, self.bar = desc, ray_tqdm(total=total, desc=desc)
+
+    def update(self, n: int = 1) -> None:
+        self.bar.update(n)
+
+    def set_postfix(self, **values) -> None:
+        self.bar.set_description(" ".join([self.desc] + [f"{k}={v}" for k, v in values.items()]))
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def set_postfix(self, *args, **kwargs) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

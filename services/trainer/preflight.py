@@ -1,0 +1,148 @@
+"""Checks run on the driver before any worker starts: a bad input fails in seconds, naming the problem,
+instead of crashing a worker an hour into training.
+
+Covers the student name, the preset and its overrides, the source, the sample set (manifest readable,
+classes equal to the source's, every shard present at its recorded size), the validation source, and the
+output folder (writable; if it holds a run, that run's config must match, so re-running resumes it).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from dad_core import create_student
+from schemas.manifest import SampleSetManifest
+from services.sample_store import load_manifest
+from services.source import SourceListing, list_source
+from services.storage import StorageError, check_writable, join, open_filesystem
+from services.trainer.checkpointing import RunStore
+from services.trainer.config import TrainConfig
+
+
+class TrainInputError(ValueError):
+    """An input that cannot be trained on; raised before training starts."""
+
+
+@dataclass
+class Plan:
+    """What preflight found: shown to the user before training starts."""
+
+    class_names: list[str]
+    source_items: int
+    sample_rows: int | None = None
+    accepted: int | None = None
+    resume_epoch: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def describe(self, cfg: TrainConfig) -> str:
+        lines = [f"student {cfg.student} ({len(self.class_names)} classes), objective {cfg.objective}"
+                 + (f", teacher logits {cfg.teacher_logits}" if cfg.uses_teacher else ""),
+                 f"source {cfg.source}: {self.source_items} items"]
+        if cfg.samples:
+            lines.append(f"samples {cfg.samples}: {self.sample_rows} rows, {self.accepted} accepted Q(x')")
+        lines.append(f"resuming after epoch {self.resume_epoch}" if self.resume_epoch else "starting a new run")
+        return "\n".join(lines + [f"warning: {w}" for w in self.warnings])
+
+
+def preflight(cfg: TrainConfig) -> Plan:
+    """Validate every input of `cfg`; raise TrainInputError naming the first problem found."""
+    try:
+        return _preflight(cfg)
+    except TrainInputError:
+        raise
+    except (ValueError, StorageError, FileNotFoundError) as e:
+        raise TrainInputError(str(e)) from e
+
+
+def _preflight(cfg: TrainConfig) -> Plan:
+    preset = cfg.resolve_preset()  # unknown preset / bad override
+    source = list_source(cfg.source, cfg.source_format, cfg.class_map, cfg.storage_options)
+    with torch.device("meta"):  # checks the name without allocating weights
+        create_student(cfg.student, num_classes=len(source.class_names))
+    plan = Plan(list(source.class_names), len(source.items))
+    if cfg.samples:
+        manifest = load_manifest(cfg.samples, cfg.storage_options)  # corrupt / unpublished / wrong version
+        if manifest.statistics.clean == 0:
+            raise TrainInputError(f"sample set {cfg.samples!r} has no images (errored: "
+                                  f"{manifest.statistics.errored.reasons or 'none'})")
+        _check_classes(manifest, source, cfg.samples)
+        _check_shards(manifest, cfg)
+        plan.sample_rows, plan.accepted = manifest.num_rows, manifest.statistics.accepted
+        if manifest.source.sha256 != source.fingerprint().sha256:
+            plan.warnings.append(f"the source changed since the sample set was made ({manifest.source.num_items} "
+                                 f"items then, {len(source.items)} now); training uses the set's clean rows")
+        if cfg.needs_adversarial and manifest.statistics.accepted == 0:
+            plan.warnings.append("the sample set has no accepted Q(x'): the adversarial term will be 0")
+        if cfg.needs_teacher_model and manifest.config.preset_config.get("teacher") != _asdict(preset.teacher):
+            plan.warnings.append("the online teacher differs from the one that made (and accepted) the samples")
+    if cfg.val:
+        val = list_source(cfg.val, "auto", cfg.class_map, cfg.storage_options)
+        if val.class_ids != source.class_ids:
+            raise TrainInputError(f"validation source {cfg.val!r} has classes {_diff(source.class_ids, val.class_ids)} "
+                                  "that do not match the training source")
+    plan.resume_epoch = _check_out(cfg)
+    return plan
+
+
+def _asdict(obj) -> dict:
+    import dataclasses
+
+    return dataclasses.asdict(obj)
+
+
+def _diff(expected: list[str], got: list[str]) -> str:
+    missing, extra = sorted(set(expected) - set(got)), sorted(set(got) - set(expected))
+    if not missing and not extra:
+        return f"in a different order ({got[:5]}... vs {expected[:5]}...)"
+    more = lambda xs: "..." if len(xs) > 5 else ""  # noqa: E731
+    return f"(missing {missing[:5]}{more(missing)}, extra {extra[:5]}{more(extra)})"
+
+
+def _check_classes(manifest: SampleSetManifest, source: SourceListing, samples: str) -> None:
+    if manifest.config.class_ids != source.class_ids:
+        raise TrainInputError(f"sample set {samples!r} was made for {len(manifest.config.class_ids)} classes "
+                              f"{_diff(source.class_ids, manifest.config.class_ids)} but the source "
+                              f"{source.uri!r} has {len(source.class_ids)}: its labels and teacher logits "
+                              "would index the wrong classes")
+    if manifest.config.class_names != source.class_names:
+        raise TrainInputError(f"sample set {samples!r} names its classes differently from the source "
+                              f"(first: {manifest.config.class_names[:3]} vs {source.class_names[:3]}); pass the "
+                              "same --class-map the generator used")
+
+
+def _check_shards(manifest: SampleSetManifest, cfg: TrainConfig) -> None:
+    """Every shard the manifest lists exists at its recorded size (one listing per folder, not one call each)."""
+    fs, path = open_filesystem(cfg.samples, cfg.storage_options)
+    root = path.rsplit("/", 1)[0] if path.endswith(".json") else path
+    sizes: dict[str, int] = {}
+    for folder in sorted({join(root, s.path).rsplit("/", 1)[0] for s in manifest.shards}):
+        fs.invalidate_cache(folder)
+        try:
+            entries = fs.ls(folder, detail=True)
+        except FileNotFoundError:
+            continue
+        sizes.update({e["name"].rstrip("/"): int(e.get("size") or 0) for e in entries})
+    missing = [s.path for s in manifest.shards if join(root, s.path) not in sizes]
+    if missing:
+        raise TrainInputError(f"sample set {cfg.samples!r} is missing {len(missing)} of {len(manifest.shards)} "
+                              f"shards listed in its manifest: {missing[:5]}")
+    wrong = [f"{s.path} ({sizes[join(root, s.path)]} bytes, manifest says {s.num_bytes})"
+             for s in manifest.shards if sizes[join(root, s.path)] != s.num_bytes]
+    if wrong:
+        raise TrainInputError(f"sample set {cfg.samples!r} has shards of the wrong size (truncated or replaced): "
+                              f"{wrong[:5]}")
+
+
+def _check_out(cfg: TrainConfig) -> int:
+    """Output writable; an existing run there must have the same config. Returns the epochs already done."""
+    store = RunStore(cfg.out, cfg.storage_options)
+    check_writable(store.fs, store.path)
+    saved = store.read_config()
+    if saved is not None:
+        conflicts = cfg.resume_conflicts(saved)
+        if conflicts:
+            raise TrainInputError(f"{store.uri} holds a run with a different config, so it cannot be resumed "
+                                  f"({'; '.join(conflicts[:5])}): use another --out")
+    latest = store.latest()
+    return latest["epoch"] if latest else 0

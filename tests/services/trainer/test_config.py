@@ -1,0 +1,61 @@
+import pytest
+
+from dad_core.losses import list_objectives
+from services.trainer.config import TrainConfig
+
+
+def make(**kw) -> TrainConfig:
+    return TrainConfig(**{"source": "/data", "out": "/out", "samples": "/samples", "preset": "tiny",
+                          "student": "test_resnet", **kw})
+
+
+def test_defaults_follow_the_paper_objective_and_stored_logits():
+    cfg = make()
+    assert cfg.objective == "dad" and cfg.teacher_logits == "stored"
+    assert not cfg.needs_teacher_model and cfg.needs_adversarial and cfg.needs_samples
+    assert cfg.distill_config().temperature == 4.0 and cfg.distill_config().alpha == 0.5  # App. C
+
+
+@pytest.mark.parametrize("field, value", [
+    ("objective", "nope"), ("teacher_logits", "cached"), ("optimizer", "lamb"), ("epochs", 0),
+    ("batch_size", -1), ("val_fraction", 1.0), ("precision", "fp16"), ("cpus_per_worker", 0),
+    ("randaugment", "autoaug"), ("lr", -0.1),
+])
+def test_a_bad_field_is_named(field, value):
+    with pytest.raises(ValueError, match=f"TrainConfig.{field}"):
+        make(**{field: value})
+
+
+@pytest.mark.parametrize("aug", [{"randaugment": "rand-m9-mstd0.5"}, {"mixup": 0.2}, {"hflip": True}])
+def test_view_augmentations_are_refused_with_stored_logits(aug):
+    with pytest.raises(ValueError, match="online"):
+        make(**aug)
+    make(teacher_logits="online", **aug)  # the teacher sees the augmented view: valid
+    make(objective="ce", samples=None, **aug)  # no teacher at all: valid
+
+
+def test_objectives_say_what_data_they_need():
+    assert not make(objective="ce", samples=None).needs_samples
+    assert not make(objective="dat", samples=None).needs_samples and make(objective="dat").needs_dat
+    assert not make(objective="kd", teacher_logits="online", samples=None).needs_samples
+    with pytest.raises(ValueError, match="TrainConfig.samples is required"):
+        make(objective="dad", samples=None)
+    with pytest.raises(ValueError, match="TrainConfig.samples is required"):
+        make(objective="kd", samples=None)
+    with pytest.raises(ValueError, match="TrainConfig.mixup"):
+        make(objective="dat", mixup=0.2)
+    assert all(isinstance(make(objective=o, teacher_logits="online").uses_teacher, bool) for o in list_objectives())
+
+
+def test_round_trips_through_a_dict_and_names_resume_conflicts():
+    cfg = make(overrides=("distill.temperature=2",))
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+    saved = cfg.to_dict()
+    assert make(overrides=("distill.temperature=2",), epochs=200).resume_conflicts(saved) == []  # longer: ok
+    assert any(c.startswith("objective") for c in make(objective="kd", overrides=cfg.overrides).resume_conflicts(saved))
+
+
+def test_default_lr_scales_with_the_global_batch():
+    assert make(batch_size=128, workers=2).learning_rate() == pytest.approx(0.1)
+    assert make(optimizer="adamw", batch_size=512).learning_rate() == pytest.approx(1e-3)
+    assert make(lr=0.5).learning_rate() == 0.5

@@ -1,0 +1,29 @@
+import json
+
+from services.trainer.metrics import MetricsLog, parse_metrics, read_metrics
+
+
+def test_steps_relogged_after_a_resume_replace_the_killed_ones():
+    lines = [
+        {"type": "event", "event": "start", "step": 0},
+        {"type": "step", "step": 1, "loss": 3.0},
+        {"type": "epoch", "epoch": 0, "step": 1},
+        {"type": "step", "step": 2, "loss": 2.5},  # killed before epoch 1's checkpoint
+        {"type": "event", "event": "resume", "step": 1},
+        {"type": "step", "step": 2, "loss": 2.4},
+    ]
+    text = [json.dumps(r) for r in lines] + ['{"type": "step", "st']  # a torn last line
+    records = parse_metrics(text)
+    assert [r.get("event") or r["type"] for r in records] == ["start", "step", "epoch", "resume", "step"]
+    assert records[-1]["loss"] == 2.4
+
+
+def test_log_appends_and_only_rank_zero_writes(tmp_path):
+    MetricsLog(str(tmp_path), enabled=False).log({"type": "step", "step": 1}, flush=True)
+    assert read_metrics(str(tmp_path)) == []
+    for step in (1, 2):
+        log = MetricsLog(str(tmp_path))
+        log.log({"type": "step", "step": step})
+        log.flush()
+    assert [r["step"] for r in read_metrics(str(tmp_path))] == [1, 2]
+    assert all("time" in r for r in read_metrics(str(tmp_path)))
