@@ -1,0 +1,71 @@
+"""`python -m services.api`: serve the control plane (REST API + web UI) with uvicorn.
+
+Every flag has a DAD_* environment variable (flags win):
+
+    DAD_AUTH_TOKEN=... python -m services.api --store out/store --ray-address http://127.0.0.1:8265
+    python -m services.api --insecure-no-auth          # local experiments only: mutations need no token
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Sequence
+
+from pydantic import ValidationError
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m services.api", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default: %(default)s)")
+    p.add_argument("--port", type=int, default=8000, help="(default: %(default)s)")
+    p.add_argument("--ray-address", help="Ray job server, e.g. http://127.0.0.1:8265 [DAD_RAY_ADDRESS] "
+                                         "(default: join the local Ray, or start one)")
+    p.add_argument("--store", dest="store_uri", help="object store root: local folder or s3:// URL [DAD_STORE_URI] "
+                                                     "(default: out/store)")
+    p.add_argument("--storage-option", action="append", type=_key_value, metavar="KEY=VALUE", dest="storage_options",
+                   help="fsspec option for an s3:// store, e.g. endpoint_url=http://127.0.0.1:9000 (repeatable) "
+                        "[DAD_STORAGE_OPTIONS as JSON]; give credentials through the environment (AWS_*)")
+    p.add_argument("--database", dest="database_url",
+                   help="catalog database URL [DAD_DATABASE_URL] (default: sqlite:///<store>/catalog.db)")
+    p.add_argument("--auth-token", help="bearer token for mutating endpoints [DAD_AUTH_TOKEN]; prefer the env var "
+                                        "(flags show up in `ps`)")
+    p.add_argument("--insecure-no-auth", action="store_true", default=None,
+                   help="accept mutations without a token [DAD_INSECURE_NO_AUTH] (never on a shared network)")
+    p.add_argument("--log-level", default="info")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from services.api.settings import Settings
+
+    given = {k: v for k, v in vars(args).items()
+             if k not in ("host", "port", "log_level") and v is not None}
+    if "storage_options" in given:
+        given["storage_options"] = dict(given["storage_options"])
+    try:
+        settings = Settings(**given)
+    except ValidationError as e:
+        for err in e.errors():
+            print(f"error: {err['msg'].removeprefix('Value error, ')}", file=sys.stderr)
+        return 2
+    import uvicorn
+
+    from services.api.app import create_app
+
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level.lower())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""Catalog tables: an index of the store (runs, sample sets, their rows, evaluation results).
+
+The store is the source of truth; every row here can be rebuilt from it (`python -m services.api.catalog
+rebuild`). Schema changes go through an Alembic migration in `migrations/versions/`.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes on every backend (SQLite drops the zone; this puts it back)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc) if value is not None else None
+
+    def process_result_value(self, value, dialect):
+        return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: UTCDateTime()}
+
+
+class Run(Base):
+    __tablename__ = "runs"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)       # client-chosen; Ray's submission_id
+    kind: Mapped[str] = mapped_column(String(16), index=True)            # generate | train | eval
+    status: Mapped[str] = mapped_column(String(16), index=True)          # Ray's JobStatus, or UNKNOWN
+    config: Mapped[dict[str, Any]] = mapped_column()
+    config_sha256: Mapped[str] = mapped_column(String(64))
+    entrypoint: Mapped[str] = mapped_column(Text)
+    output_uri: Mapped[str] = mapped_column(Text)                        # what the job writes (in the store)
+    sample_set_id: Mapped[str | None] = mapped_column(String(128))       # generate runs: the set they make
+    message: Mapped[str] = mapped_column(Text, default="")
+    submitted_at: Mapped[datetime] = mapped_column(index=True)
+    started_at: Mapped[datetime | None] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column()
+
+
+class SampleSet(Base):
+    __tablename__ = "sample_sets"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)       # the set's folder name in the store
+    uri: Mapped[str] = mapped_column(Text)
+    manifest_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    preset: Mapped[str] = mapped_column(String(64))
+    lineage: Mapped[dict[str, Any]] = mapped_column()                    # source, teacher, discretizer, attack
+    statistics: Mapped[dict[str, Any]] = mapped_column()
+    class_names: Mapped[list[Any]] = mapped_column()
+    shards: Mapped[list[Any]] = mapped_column()                          # relative shard paths, in order
+    num_rows: Mapped[int] = mapped_column(Integer)
+    has_discretized: Mapped[bool] = mapped_column(Boolean, default=False)  # Q(x) rows stored
+    indexed_at: Mapped[datetime] = mapped_column()
+
+
+class Sample(Base):
+    """One stored row (clean or adversarial image) of a sample set, with where to find its bytes."""
+
+    __tablename__ = "samples"
+    __table_args__ = (
+        UniqueConstraint("set_id", "sample_id"),
+        # The browser pages through a set in stored order, optionally by kind and class.
+        Index("ix_samples_order", "set_id", "kind", "position"),
+        Index("ix_samples_class", "set_id", "label", "kind", "position"),
+        Index("ix_samples_pair", "set_id", "source_id"),
+    )
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    set_id: Mapped[str] = mapped_column(ForeignKey("sample_sets.id", ondelete="CASCADE"))
+    sample_id: Mapped[str] = mapped_column(String(64), index=True)
+    source_id: Mapped[str] = mapped_column(Text)
+    position: Mapped[int] = mapped_column(Integer)                       # order in the set (shard, row)
+    shard: Mapped[int] = mapped_column(Integer)                          # index into SampleSet.shards
+    row: Mapped[int] = mapped_column(Integer)                            # row within the shard file
+    kind: Mapped[str] = mapped_column(String(16))
+    label: Mapped[int] = mapped_column(Integer)
+    prediction: Mapped[int] = mapped_column(Integer)
+    confidence: Mapped[float] = mapped_column(Float)
+    accepted: Mapped[bool] = mapped_column(Boolean)
+    top5: Mapped[list[Any]] = mapped_column()                            # [[class index, probability], ...]
+
+
+class Result(Base):
+    """One number of an evaluation: (run, suite, metric) -> value."""
+
+    __tablename__ = "results"
+    __table_args__ = (UniqueConstraint("run_id", "suite", "metric"),)
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(String(128), index=True)
+    model: Mapped[str] = mapped_column(Text)                             # what was evaluated
+    suite: Mapped[str] = mapped_column(String(128))
+    metric: Mapped[str] = mapped_column(String(64))                      # top1, mCE, ...
+    value: Mapped[float] = mapped_column(Float)
+    lower_is_better: Mapped[bool] = mapped_column(Boolean, default=False)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column()

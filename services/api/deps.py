@@ -1,0 +1,44 @@
+"""FastAPI dependencies: a catalog session per request, the run context, and the bearer-token check."""
+from __future__ import annotations
+
+import hmac
+from typing import Annotated, Iterator
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from services.api.run_control import RunContext
+
+_bearer = HTTPBearer(auto_error=False, description="DAD_AUTH_TOKEN of the server")
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    with request.app.state.sessions() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_run_context(request: Request, session: SessionDep) -> RunContext:
+    state = request.app.state
+    return RunContext(session=session, store=state.store, launcher=state.launcher(),
+                      job_python=state.job_python, job_env=dict(state.settings.job_env),
+                      log_tail_lines=state.settings.log_tail_lines)
+
+
+RunContextDep = Annotated[RunContext, Depends(get_run_context)]
+
+
+def require_token(request: Request,
+                  credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
+    """Every mutating endpoint depends on this: 401 without `Authorization: Bearer <DAD_AUTH_TOKEN>`."""
+    settings = request.app.state.settings
+    if settings.insecure_no_auth:
+        return
+    expected = settings.auth_token.get_secret_value().encode()
+    given = credentials.credentials.encode() if credentials is not None else b""
+    if not given or not hmac.compare_digest(given, expected):
+        raise HTTPException(status_code=401, detail="a valid bearer token is required for this endpoint",
+                            headers={"WWW-Authenticate": "Bearer"})

@@ -1,0 +1,153 @@
+"""A local Ray for the control plane when no address is configured: join the one `ray start --head` runs
+here (its job server on 127.0.0.1:8265), or start one of our own as a child process.
+
+Our own Ray is a plain `ray start --head --block` on free loopback ports, in a private temp dir, with token
+auth (Ray 2.60's default) and a token of our own: the same kind of cluster a user starts by hand, so jobs
+see a normal `RAY_ADDRESS`, and `stop()` ends exactly the processes it started (never `ray stop`, which
+would end every Ray on the machine). Jobs run with the `python` of this interpreter's folder (first on
+the cluster's PATH).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+DEFAULT_JOB_SERVER = "http://127.0.0.1:8265"
+
+
+def job_server_answers(address: str, token: str | None = None, timeout_s: float = 2.0) -> bool:
+    """True if a Ray job server answers at `address` (a 401 counts: it is there, it wants a token)."""
+    import requests
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        r = requests.get(f"{address}/api/version", headers=headers, timeout=timeout_s)
+    except requests.RequestException:
+        return False
+    return r.status_code in (200, 401, 403)
+
+
+def free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+class LocalRay:
+    """`ray start --head --block` as a child process; `address` is its job server once `start()` returns."""
+
+    def __init__(self, num_cpus: int | None = None, token: str | None = None, dashboard_port: int | None = None,
+                 object_store_bytes: int | None = None, env: dict[str, str] | None = None):
+        self.num_cpus, self.object_store_bytes = num_cpus, object_store_bytes
+        self.token = token or secrets.token_hex(16)
+        self.dashboard_port = dashboard_port
+        self.extra_env = dict(env or {})
+        self.temp_dir: str | None = None
+        self.address: str | None = None
+        self._proc: subprocess.Popen | None = None
+        self._log = None
+
+    def start(self, timeout_s: float = 120.0) -> str:
+        self.temp_dir = tempfile.mkdtemp(prefix="dad-ray-")  # short: Ray's socket paths must fit in 107 bytes
+        gcs, client, nm, om, metrics, agent, agent_grpc, env_agent, free_dash = free_ports(9)
+        dash = self.dashboard_port or (8265 if not job_server_answers(DEFAULT_JOB_SERVER) and _port_free(8265)
+                                       else free_dash)
+        bin_dir = str(Path(sys.executable).parent)
+        env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}", "RAY_AUTH_MODE": "token",
+               "RAY_AUTH_TOKEN": self.token, "RAY_USAGE_STATS_ENABLED": "0", **self.extra_env}
+        env.pop("RAY_ADDRESS", None)
+        cmd = [os.path.join(bin_dir, "ray"), "start", "--head", "--block", "--node-ip-address=127.0.0.1",
+               f"--port={gcs}", f"--dashboard-port={dash}", "--dashboard-host=127.0.0.1",
+               f"--ray-client-server-port={client}", f"--node-manager-port={nm}", f"--object-manager-port={om}",
+               f"--metrics-export-port={metrics}", f"--dashboard-agent-listen-port={agent}",
+               f"--dashboard-agent-grpc-port={agent_grpc}", f"--runtime-env-agent-port={env_agent}",
+               f"--temp-dir={self.temp_dir}", "--disable-usage-stats"]
+        if self.num_cpus is not None:
+            cmd.append(f"--num-cpus={self.num_cpus}")
+        if self.object_store_bytes is not None:
+            cmd.append(f"--object-store-memory={self.object_store_bytes}")
+        self._log = open(Path(self.temp_dir) / "ray-start.log", "wb")
+        self._proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        address = f"http://127.0.0.1:{dash}"
+        deadline = time.monotonic() + timeout_s
+        while not job_server_answers(address, self.token):
+            if self._proc.poll() is not None or time.monotonic() > deadline:
+                tail = (Path(self.temp_dir) / "ray-start.log").read_text(errors="replace")[-2000:]
+                self.stop()
+                raise RuntimeError(f"`ray start` did not bring up a job server at {address}:\n{tail}")
+            time.sleep(0.5)
+        self.address = address
+        log.info("started a local Ray (job server %s, temp dir %s); it stops with this server", address, self.temp_dir)
+        return address
+
+    def stop(self, timeout_s: float = 45.0) -> None:
+        """Stop the jobs, then Ray: SIGTERM makes `ray start --block` drain and end its processes."""
+        if self._proc is None:
+            return
+        if self.address:
+            _stop_jobs(self.address, self.token)
+        if self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGTERM)
+            try:
+                self._proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(self._proc.pid, signal.SIGKILL)
+        if self.temp_dir:
+            _kill_processes_mentioning(self.temp_dir)  # anything of ours that outlived the drain
+        if self._log:
+            self._log.close()
+        if self.temp_dir:
+            shutil.rmtree(self.temp_dir, ignore_errors=True)
+        self._proc = None
+
+
+def _stop_jobs(address: str, token: str) -> None:
+    try:
+        from ray.job_submission import JobSubmissionClient
+
+        client = JobSubmissionClient(address, headers={"Authorization": f"Bearer {token}"})
+        running = [j.submission_id for j in client.list_jobs() if not j.status.is_terminal()]
+        for job_id in running:
+            client.stop_job(job_id)
+        deadline = time.monotonic() + 20
+        while running and time.monotonic() < deadline:
+            time.sleep(0.5)
+            running = [j.submission_id for j in client.list_jobs() if not j.status.is_terminal()]
+    except Exception as e:  # noqa: BLE001 - shutting down regardless
+        log.warning("could not stop the local Ray's jobs first: %s", e)
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _kill_processes_mentioning(marker: str) -> None:
+    """SIGKILL processes whose command line names `marker` (our private temp dir): ours and only ours."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if marker.encode() in f.read():
+                    os.kill(int(pid), signal.SIGKILL)
+        except OSError:
+            pass

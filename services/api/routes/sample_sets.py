@@ -1,0 +1,49 @@
+"""/sample-sets: list, lineage + statistics, and the rows of a set (filtered, paginated)."""
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Query
+
+from schemas.api import SampleSetDetail, SampleSetsPublic, SamplesPublic, is_valid_id
+from services.api.catalog import crud
+from services.api.deps import SessionDep
+from services.api.sample_views import sample_set_detail, sample_set_public, samples_page
+
+router = APIRouter(prefix="/sample-sets", tags=["sample sets"])
+
+
+def _get(session, set_id: str):
+    s = crud.get_sample_set(session, set_id) if is_valid_id(set_id) else None
+    if s is None:
+        raise HTTPException(status_code=404, detail=f"no sample set with id {set_id!r}")
+    return s
+
+
+@router.get("", response_model=SampleSetsPublic)
+def list_sample_sets(session: SessionDep, offset: Annotated[int, Query(ge=0)] = 0,
+                     limit: Annotated[int, Query(ge=1, le=500)] = 50) -> SampleSetsPublic:
+    """Published sample sets in the catalog, newest first."""
+    sets, count = crud.list_sample_sets(session, offset, limit)
+    return SampleSetsPublic(data=[sample_set_public(s) for s in sets], count=count)
+
+
+@router.get("/{set_id}", response_model=SampleSetDetail, responses={404: {}})
+def get_sample_set(session: SessionDep, set_id: str) -> SampleSetDetail:
+    """Lineage (source, teacher, discretizer, attack config, producing run) and statistics, per class too."""
+    return sample_set_detail(session, _get(session, set_id))
+
+
+@router.get("/{set_id}/samples", response_model=SamplesPublic, responses={404: {}})
+def list_samples(session: SessionDep, set_id: str,
+                 label: Annotated[int | None, Query(ge=0, alias="class", description="class index")] = None,
+                 kind: Literal["clean", "discretized", "adversarial"] | None = None,
+                 accepted: bool | None = None,
+                 min_confidence: Annotated[float | None, Query(ge=0, le=1, description="teacher confidence >=")] = None,
+                 max_confidence: Annotated[float | None, Query(ge=0, le=1, description="teacher confidence <=")] = None,
+                 offset: Annotated[int, Query(ge=0)] = 0,
+                 limit: Annotated[int, Query(ge=1, le=500)] = 100) -> SamplesPublic:
+    """Rows of the set in stored order; each carries its pair (clean <-> adversarial) and image URLs."""
+    s = _get(session, set_id)
+    rows, count = crud.list_samples(session, s.id, label, kind, accepted, min_confidence, max_confidence, offset, limit)
+    return samples_page(session, s, rows, count, offset, limit)

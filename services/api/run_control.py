@@ -1,0 +1,192 @@
+"""Runs: submit (idempotent by id), refresh status from Ray, stop, and the detail view (metrics, log tail).
+
+Order of a submission, so that a failure leaves nothing half-made in the catalog:
+validate -> same id already in the catalog? (same config: return it; other config: conflict) ->
+Ray reachable? -> run record into the store -> submit to Ray (submission_id = run id) -> catalog row.
+A retry after any failure repeats the same steps and converges on one job and one row.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from schemas.api import TERMINAL_STATUSES, RunDetail, RunPublic, RunRecord, RunStatusRecord
+from services.api.catalog import crud
+from services.api.catalog.ingest import run_from_record
+from services.api.catalog.models import Run
+from services.api.entrypoints import build_job
+from services.api.launcher import META_CONFIG, META_KIND, Launcher, RayUnavailable
+from services.api.store import Store, sha256_json
+from services.storage import join
+
+log = logging.getLogger(__name__)
+
+
+_ANSI_ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+# Preset fields a caller may not override: full unpickling of a checkpoint runs code from the file.
+_LOCKED_FIELDS = frozenset({"trust_checkpoint"})
+
+
+class ConfigError(ValueError):
+    """A run config that is well-formed but wrong (unknown preset field, unknown sample set, ...)."""
+
+    def __init__(self, loc: tuple[str | int, ...], message: str):
+        super().__init__(message)
+        self.loc = loc
+
+
+class RunConflict(RuntimeError):
+    """The run id is taken by a different run."""
+
+
+@dataclass
+class RunContext:
+    """What run operations need; built once per request from the app's state."""
+
+    session: Session
+    store: Store
+    launcher: Launcher
+    job_python: str
+    job_env: dict[str, str]
+    log_tail_lines: int = 200
+
+
+def check_config(ctx: RunContext, kind: str, config) -> None:
+    """Semantic checks the schema cannot make: the preset and overrides resolve, referenced ids exist."""
+    from dad_core import get_preset  # imports torch: loaded on the first submission, not for browsing
+    from dad_core.losses import list_objectives
+
+    if kind in ("generate", "train"):
+        for key in config.overrides:
+            if key.rsplit(".", 1)[-1] in _LOCKED_FIELDS:
+                raise ConfigError(("body", kind, "config", "overrides", key),
+                                  f"{key} cannot be set through the API (unpickling runs code from the file); "
+                                  "set it on the cluster if you trust the checkpoint")
+        try:
+            get_preset(config.preset, config.overrides or None)
+        except (ValueError, TypeError) as e:
+            message = str(e)
+            if message.startswith("unknown preset"):
+                raise ConfigError(("body", kind, "config", "preset"), message) from None
+            key = next((k for k in config.overrides if k in message or repr(k.rsplit(".", 1)[-1]) in message), None)
+            raise ConfigError(("body", kind, "config", "overrides", *([key] if key else [])), message) from None
+    if kind == "train":
+        if config.objective not in list_objectives():
+            raise ConfigError(("body", kind, "config", "objective"),
+                              f"unknown objective {config.objective!r}; valid: {', '.join(list_objectives())}")
+        if config.sample_set and crud.get_sample_set(ctx.session, config.sample_set) is None:
+            raise ConfigError(("body", kind, "config", "sample_set"),
+                              f"unknown sample set {config.sample_set!r}: GET /sample-sets lists them")
+    if kind == "eval":
+        if (config.model_run is None) == (config.model is None):
+            raise ConfigError(("body", kind, "config", "model_run"), "give exactly one of model_run and model")
+        if config.model_run:
+            trained = crud.get_run(ctx.session, config.model_run)
+            if trained is None or trained.kind != "train":
+                raise ConfigError(("body", kind, "config", "model_run"),
+                                  f"{config.model_run!r} is not a train run in the catalog")
+
+
+def submit_run(ctx: RunContext, run_id: str, kind: str, config) -> tuple[Run, bool]:
+    """(run, created): submit a new run, or return the run this id already names (same kind and config)."""
+    config_dict = config.model_dump(mode="json")
+    config_sha = sha256_json({"kind": kind, "config": config_dict})
+    existing = crud.get_run(ctx.session, run_id)
+    if existing is not None:
+        if existing.config_sha256 != config_sha:
+            raise RunConflict(f"run id {run_id!r} is already used by a different {existing.kind} run; "
+                              "a retry must send the same kind and config")
+        return existing, False
+    check_config(ctx, kind, config)
+    job = build_job(kind, run_id, config, ctx.store, ctx.job_python)
+    if job.sample_set_id:
+        for other in crud.active_runs(ctx.session):
+            if other.sample_set_id == job.sample_set_id:
+                raise RunConflict(f"run {other.id!r} is still generating sample set {job.sample_set_id!r}")
+    ctx.launcher.state(run_id)  # reachability probe: RayUnavailable before anything is written
+    now = crud.utcnow()
+    record = RunRecord(id=run_id, kind=kind, config=config_dict, config_sha256=config_sha, entrypoint=job.argv,
+                       output_uri=job.output_uri, sample_set_id=job.sample_set_id, submitted_at=now)
+    ctx.store.write_run_record(record)
+    try:
+        ctx.launcher.submit(run_id, job.entrypoint, {META_KIND: kind, META_CONFIG: config_sha},
+                            {"env_vars": dict(ctx.job_env)} if ctx.job_env else {})
+    except Exception:
+        _forget_record(ctx.store, run_id)
+        raise
+    return crud.insert_run(ctx.session, run_from_record(record)), True
+
+
+def _forget_record(store: Store, run_id: str) -> None:
+    try:
+        store.fs.rm(store.run_path(run_id), recursive=True)
+    except (FileNotFoundError, OSError) as e:
+        log.warning("could not remove the run record of %s after a failed submission: %s", run_id, e)
+
+
+def refresh_run(ctx: RunContext, run: Run) -> Run:
+    """Ask Ray for the run's status (non-terminal runs only); a terminal status is also written to the store."""
+    if run.status in TERMINAL_STATUSES:
+        return run
+    state = ctx.launcher.state(run.id)
+    if state is None:
+        if run.status != "UNKNOWN":
+            crud.set_run_status(ctx.session, run, "UNKNOWN", "Ray does not know this job (cluster restarted?)")
+        return run
+    if crud.set_run_status(ctx.session, run, state.status, state.message, state.started_at, state.finished_at) \
+            and state.status in TERMINAL_STATUSES:
+        ctx.store.write_run_status(run.id, RunStatusRecord(status=run.status, message=run.message,
+                                                           started_at=run.started_at, finished_at=run.finished_at,
+                                                           updated_at=run.updated_at))
+    return run
+
+
+def stop_run(ctx: RunContext, run: Run) -> Run:
+    if run.status not in TERMINAL_STATUSES:
+        ctx.launcher.stop(run.id)
+    return refresh_run(ctx, run)
+
+
+def run_public(run: Run) -> RunPublic:
+    return RunPublic.model_validate(run, from_attributes=True)
+
+
+def run_detail(ctx: RunContext, run: Run) -> RunDetail:
+    """Status (refreshed when Ray answers), config, metrics so far, generator progress and the log tail."""
+    log_tail, log_error = None, None
+    try:
+        refresh_run(ctx, run)
+        text = _ANSI_ESCAPES.sub("", ctx.launcher.logs(run.id))  # Ray colours its worker prefixes
+        log_tail = "\n".join(text.splitlines()[-ctx.log_tail_lines:])
+    except RayUnavailable as e:
+        log_error = str(e)
+    except RuntimeError as e:  # Ray no longer has the job's logs
+        log_error = f"no logs: {str(e)[:200]}"
+    metrics: list[dict[str, Any]] = []
+    progress = None
+    if run.kind == "train":
+        metrics = read_train_metrics(ctx.store, run.id)
+    if run.kind == "generate" and run.sample_set_id:
+        status = ctx.store.generation_status(run.sample_set_id)
+        progress = status.model_dump(mode="json") if status else None
+    return RunDetail(**run_public(run).model_dump(), entrypoint=run.entrypoint, metrics=metrics,
+                     progress=progress, log_tail=log_tail, log_error=log_error)
+
+
+def read_train_metrics(store: Store, run_id: str, max_points: int = 2000) -> list[dict[str, Any]]:
+    """The trainer's metric records (de-duplicated across resumes), thinned to at most `max_points` steps."""
+    from services.trainer.metrics import METRICS_NAME, parse_metrics
+
+    data = store.read_bytes(join(store.run_path(run_id), METRICS_NAME))
+    if data is None:
+        return []
+    records = parse_metrics(data.decode(errors="replace").splitlines())
+    steps = [r for r in records if r.get("type") == "step"]
+    if len(steps) > max_points:
+        keep = set(map(id, steps[::-(-len(steps) // max_points)] + steps[-1:]))
+        records = [r for r in records if r.get("type") != "step" or id(r) in keep]
+    return records

@@ -1,0 +1,76 @@
+"""GET /sample-sets (lineage, statistics), their samples (filters, pagination) and images."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pyarrow.parquet as pq
+from PIL import Image
+
+
+def test_list_and_detail_show_lineage_and_statistics(client, store):
+    sets = client.get("/sample-sets").json()
+    assert sets["count"] == 1 and sets["data"][0]["id"] == "synthetic"
+    d = client.get("/sample-sets/synthetic").json()
+    assert d["num_items"] == 12 and d["num_rows"] == 24 and d["num_classes"] == 3
+    assert d["lineage"]["teacher"]["name"] == "tiny-clip-vit" and d["lineage"]["discretizer"]["name"] == "tiny-vq"
+    assert d["lineage"]["attack"] == {"steps": 1, "step_size": 0.1} and d["lineage"]["source"]["uri"] == "/src"
+    assert d["variants"] == ["clean", "adversarial"]  # Q(x) is not stored by this generator
+    per_class = {c["name"]: c for c in d["per_class"]}
+    assert sum(c["items"] for c in per_class.values()) == 12
+    assert sum(c["accepted"] for c in per_class.values()) == d["accepted"]
+    for c in per_class.values():
+        assert c["acceptance_rate"] == c["accepted"] / c["items"]
+
+
+def test_samples_paginate_in_stored_order(client):
+    first = client.get("/sample-sets/synthetic/samples", params={"limit": 5}).json()
+    second = client.get("/sample-sets/synthetic/samples", params={"limit": 5, "offset": 5}).json()
+    assert first["count"] == 24 and len(first["data"]) == 5 and (second["offset"], second["limit"]) == (5, 5)
+    ids = [s["id"] for s in first["data"] + second["data"]]
+    assert len(set(ids)) == 10
+    everything = client.get("/sample-sets/synthetic/samples", params={"limit": 500}).json()["data"]
+    assert [s["id"] for s in everything[:10]] == ids
+    assert client.get("/sample-sets/synthetic/samples").json()["limit"] == 100  # the browser's page size
+    assert client.get("/sample-sets/synthetic/samples", params={"limit": 501}).status_code == 422
+
+
+def test_sample_filters(client):
+    get = lambda **p: client.get("/sample-sets/synthetic/samples", params={"limit": 500, **p}).json()
+    adv = get(kind="adversarial")
+    assert adv["count"] == 12 and {s["kind"] for s in adv["data"]} == {"adversarial"}
+    dogs = get(**{"class": 1, "kind": "adversarial"})
+    assert dogs["count"] == 4 and {s["class_name"] for s in dogs["data"]} == {"dog"}
+    rejected = get(kind="adversarial", accepted="false")
+    assert rejected["count"] == 12 - get(kind="adversarial", accepted="true")["count"] > 0
+    assert all(not s["accepted"] for s in rejected["data"])
+    confident = get(min_confidence=0.5, max_confidence=0.9)
+    assert all(0.5 <= s["confidence"] <= 0.9 for s in confident["data"])
+    assert confident["count"] < 24
+    assert client.get("/sample-sets/synthetic/samples", params={"min_confidence": 2}).status_code == 422
+    assert client.get("/sample-sets/synthetic/samples", params={"kind": "sketch"}).status_code == 422
+
+
+def test_each_sample_carries_its_pair_top5_and_image_urls(client):
+    s = client.get("/sample-sets/synthetic/samples", params={"kind": "adversarial", "limit": 1}).json()["data"][0]
+    assert s["pair"]["kind"] == "clean" and s["pair"]["id"] != s["id"]
+    assert len(s["top5"]) == 3 and abs(sum(t["probability"] for t in s["top5"]) - 1) < 1e-3
+    assert s["top5"][0]["label"] == s["prediction"] and s["top5"][0]["probability"] >= s["top5"][1]["probability"]
+    assert s["images"]["discretized"] is None
+    assert s["images"]["clean"] == f"/samples/{s['pair']['id']}/image?variant=clean"
+
+
+def test_images_are_the_stored_png_bytes(client, store):
+    s = client.get("/sample-sets/synthetic/samples", params={"kind": "adversarial", "limit": 1}).json()["data"][0]
+    shard = sorted((store / "sample-sets" / "synthetic" / "shards").glob("*.parquet"))[0]
+    rows = pq.read_table(shard).to_pylist()
+    stored = {r["sample_id"]: r["image"]["bytes"] for r in rows}
+    for url, sid in ((s["images"]["adversarial"], s["id"]), (s["images"]["clean"], s["pair"]["id"]),
+                     (f"/samples/{s['id']}/image?variant=clean", s["pair"]["id"]), (f"/samples/{s['id']}/image", s["id"])):
+        r = client.get(url)
+        assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+        assert r.headers["x-content-type-options"] == "nosniff"
+        assert r.content == stored[sid]
+        assert np.asarray(Image.open(io.BytesIO(r.content))).shape == (16, 16, 3)
+    q = client.get(f"/samples/{s['id']}/image", params={"variant": "discretized"})
+    assert q.status_code == 404 and "Q(x)" in q.json()["detail"]
