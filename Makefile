@@ -6,12 +6,15 @@ PIP    := $(VENV)/bin/pip
 # Tests never download: open_clip/timm/HF hub lookups fail fast instead of retrying for a minute.
 export HF_HUB_OFFLINE := 1
 
-.PHONY: help install lock test test-all demo bench clean
+.PHONY: help install system-deps lock test test-all demo bench bench-generator bench-trainer bench-trainer-gpu \
+        evaluate eval-table serve catalog-rebuild clean
+STORE ?= out/store
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-install:  ## create .venv with the pinned dependencies and the project (editable)
+install:  ## system packages (chromium for the UI tests), then .venv with the pinned dependencies and the project
+	scripts/install-system-deps.sh
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet -r requirements/lock.txt
@@ -28,6 +31,33 @@ test:  ## the whole default test suite (no downloads, no GPU, < 15 min on 2 core
 
 test-all:  ## every test, slow ones included
 	$(PY) -m pytest -m "not gpu"
+
+system-deps:  ## Debian packages the tests need (chromium); says what to do when not root
+	scripts/install-system-deps.sh
+
+demo:  ## the whole pipeline on a laptop: synthetic data -> generate -> train -> evaluate -> catalog (tiny models, CPU)
+	$(PY) -m services.demo --out out/demo
+
+bench: bench-generator bench-trainer  ## every CPU benchmark
+
+bench-trainer:  ## step time of dad (stored / online logits) vs ce on one student and batch, as ratios (CPU, resnet18 at 64 px)
+	$(PY) benchmarks/trainer_step.py --student resnet18 --image-size 64 --batch-size 32 --steps 20 --warmup 5 --json benchmarks/results/trainer_step.json
+
+bench-trainer-gpu:  ## the same on a GPU: resnet50 at 224 px, bf16, channels_last, random-init ViT-L/14 online teacher
+	$(PY) benchmarks/trainer_step.py --student resnet50 --image-size 224 --batch-size 128 --device cuda --bf16 --channels-last \
+	  --preset paper --set teacher.pretrained=null --set teacher.templates=simple --json benchmarks/results/trainer_step_gpu.json
+
+evaluate:  ## score a model on robustness suites: make evaluate MODEL=out/store/runs/r1 SUITES=imagenet-val,imagenet-a DATA=/data OUT=out/eval
+	$(PY) -m services.evaluator --model $(MODEL) --suites $(SUITES) --data-root $(DATA) --out $(OUT)
+
+eval-table:  ## combine evaluations into the paper's table: make eval-table RESULTS="out/eval out/eval2"
+	$(PY) -m services.evaluator table $(RESULTS)
+
+serve:  ## control plane (REST API + web UI) on http://127.0.0.1:8000/ui/; needs DAD_AUTH_TOKEN (README "Control plane")
+	$(PY) -m services.api --store $(STORE) $(ARGS)
+
+catalog-rebuild:  ## rebuild the control plane's catalog from the store: make catalog-rebuild STORE=out/store [DATABASE=url]
+	$(PY) -m services.api.catalog rebuild --store $(STORE) $(if $(DATABASE),--database $(DATABASE))
 
 clean:  ## remove caches (keeps .venv)
 	rm -rf .pytest_cache build *.egg-info
