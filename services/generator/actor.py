@@ -1,0 +1,44 @@
+"""The generator actor: holds one teacher and one discretizer for its lifetime (never shipped per task)."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from services.generator.batches import BatchStats, DecodedBatch, batch_seed
+from services.sample_store.rows import SampleBatch
+
+
+class DADWorker:
+    """Holds one teacher and one discretizer for its lifetime; turns decoded batches into DAD samples."""
+
+    def __init__(self, preset_name: str, overrides: dict[str, Any], class_names: Sequence[str],
+                 torch_threads: int | None = None, device: str | None = None):
+        import torch
+
+        from dad_core import create_discretizer, create_teacher, get_preset, module_checksum
+
+        if torch_threads:
+            torch.set_num_threads(torch_threads)
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        preset = get_preset(preset_name, overrides=overrides)
+        self.attack = preset.attack
+        self.image_size = preset.image_size
+        self.teacher = create_teacher(preset.teacher, class_names=list(class_names), device=self.device)
+        self.discretizer = create_discretizer(preset.discretizer, device=self.device)
+        self.checksums = {"teacher": module_checksum(self.teacher), "discretizer": module_checksum(self.discretizer)}
+
+    def identity(self) -> dict[str, str]:
+        """Weights checksums and device, after a one-image dry run so a bad config fails at start-up."""
+        from services.generator.samples import generate_samples
+
+        s = self.image_size
+        dry = DecodedBatch(-1, 0, ["dry-run"], ["dry-run"], np.zeros(1, np.int64), np.zeros((1, s, s, 3), np.uint8))
+        generate_samples(self.teacher, self.discretizer, dry, self.attack, seed=0, device=self.device)
+        return {**self.checksums, "device": str(self.device)}
+
+    def process(self, batch: DecodedBatch) -> tuple[SampleBatch | None, BatchStats]:
+        from services.generator.samples import generate_samples
+
+        seed = batch_seed(self.attack.seed, batch.shard, batch.batch)
+        return generate_samples(self.teacher, self.discretizer, batch, self.attack, seed, self.device)

@@ -1,0 +1,69 @@
+"""The generator's per-batch work, free of Ray and storage: decoded images in, storable DAD samples out.
+
+    x (uint8 from the source) -> Q(x') via dad_core.generate_dad_batch (Eq. 9)
+    Q(x') -> rounded to uint8, the exact pixels the PNG will hold -> judged by the teacher
+
+PNG is lossless, so judging the rounded uint8 image *is* judging the image as it will be read back; the
+clean image is stored as it came from the decoder, so the teacher's clean logits from the attack pass are
+also exactly those of the stored clean image. Tests check both by decoding the stored PNGs.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from dad_core import AttackConfig, generate_dad_batch, judge
+from services.generator.batches import BatchStats, DecodedBatch, batch_seed
+from services.sample_store.rows import SampleBatch, TeacherVerdicts
+
+__all__ = ["BatchStats", "DecodedBatch", "batch_seed", "generate_samples", "to_uint8", "REJECTED_MISCLASSIFIED"]
+
+REJECTED_MISCLASSIFIED = "teacher_misclassifies_adversarial"
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) float in [0, 1] -> (B, 3, H, W) uint8 (round to nearest, as a PNG will hold it)."""
+    return images.detach().clamp(0, 1).mul(255).round().to(torch.uint8)
+
+
+def _verdicts(logits: torch.Tensor, labels: torch.Tensor, accepted: torch.Tensor | None = None) -> TeacherVerdicts:
+    confidence, prediction = logits.float().softmax(-1).max(-1)  # same rule as dad_core.judge
+    return TeacherVerdicts(
+        logits=logits.float().cpu().numpy().astype(np.float16),
+        prediction=prediction.cpu().numpy().astype(np.int64),
+        confidence=confidence.cpu().numpy().astype(np.float32),
+        accepted=(np.ones(len(labels), bool) if accepted is None else accepted.cpu().numpy().astype(bool)),
+    )
+
+
+def generate_samples(teacher: torch.nn.Module, discretizer: torch.nn.Module, batch: DecodedBatch,
+                     attack: AttackConfig, seed: int, device: str | torch.device = "cpu"
+                     ) -> tuple[SampleBatch | None, BatchStats]:
+    """DAD samples of one batch: the clean image and Q(x'), each with the teacher's verdict."""
+    stats = BatchStats(batch.shard, batch.batch, items=len(batch), started_at=time.time())
+    if not len(batch):
+        stats.ended_at = stats.started_at
+        return None, stats
+    t0 = time.perf_counter()
+    x = torch.tensor(batch.images, device=device).permute(0, 3, 1, 2).float().div_(255)  # (B, 3, S, S)
+    y = torch.tensor(batch.labels, device=device)
+    out = generate_dad_batch(teacher, discretizer, x, y, attack, seed=seed)
+    adversarial = to_uint8(out.adversarial)                                              # (B, 3, S, S)
+    t1 = time.perf_counter()
+    verdict = judge(teacher, adversarial.float().div(255), y)  # the stored pixels, not the float Q(x')
+    t2 = time.perf_counter()
+    clean = _verdicts(out.teacher_logits_clean, y)
+    adv = _verdicts(verdict.logits, y, accepted=verdict.correct)
+    stats.accepted = int(adv.accepted.sum())
+    rejected = len(batch) - stats.accepted
+    stats.rejected = {REJECTED_MISCLASSIFIED: rejected} if rejected else {}
+    stats.teacher_clean_correct = int((clean.prediction == batch.labels).sum())
+    stats.stage_s = {"generate": t1 - t0, "judge": t2 - t1}
+    stats.ended_at = time.time()
+    sample = SampleBatch(
+        source_ids=batch.source_ids, source_paths=batch.source_paths, labels=batch.labels,
+        clean=batch.images, adversarial=adversarial.permute(0, 2, 3, 1).contiguous().cpu().numpy(),  # (B, S, S, 3)
+        clean_verdicts=clean, adversarial_verdicts=adv)
+    return sample, stats

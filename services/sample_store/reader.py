@@ -1,0 +1,197 @@
+"""Read a published sample set by its manifest: as a torch Dataset or a Ray Dataset.
+
+Readers trust only the manifest: they open exactly the shard files it lists (never a directory listing),
+so an unfinished or crashed job's files are invisible. By default a reader gives the training data of
+DAD, Eq. (9): every clean row plus the adversarial rows the teacher accepted.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+from collections import OrderedDict
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from schemas import sample_store as ss
+from schemas.manifest import SampleSetManifest
+from services.sample_store.rows import decode_png
+from services.storage import StorageError, join, open_filesystem, to_uri
+
+_INDEX_COLUMNS = [ss.COL_SAMPLE_ID, ss.COL_SOURCE_ID, ss.COL_LABEL, ss.COL_KIND, ss.COL_ACCEPTED]
+
+
+def _manifest_location(uri: str, storage_options) -> tuple[Any, str, str]:
+    """(fs, manifest path, set folder path); `uri` may name the manifest or the set folder."""
+    fs, path = open_filesystem(uri, storage_options)
+    if not path.endswith(".json"):
+        path = join(path, ss.MANIFEST_NAME)
+    return fs, path, path.rsplit("/", 1)[0]
+
+
+def load_manifest(uri: str, storage_options: Mapping[str, Any] | None = None) -> SampleSetManifest:
+    """The manifest at `uri` (a manifest.json or its set folder); a missing one means 'not published'."""
+    fs, path, _ = _manifest_location(uri, storage_options)
+    try:
+        data = fs.cat_file(path)
+    except FileNotFoundError:
+        raise StorageError(f"no manifest at {to_uri(fs, path)!r}: the sample set is not published "
+                           "(still generating, or failed; re-run the generator to finish it)") from None
+    return SampleSetManifest.from_json(data, to_uri(fs, path))
+
+
+def shard_uris(uri: str, storage_options: Mapping[str, Any] | None = None) -> list[str]:
+    """Full URIs of the manifest's shard files, in shard order."""
+    fs, _, root = _manifest_location(uri, storage_options)
+    return [to_uri(fs, join(root, s.path)) for s in load_manifest(uri, storage_options).shards]
+
+
+def verify_sample_set(uri: str, storage_options: Mapping[str, Any] | None = None) -> SampleSetManifest:
+    """Check every shard's sha256, row count and sample_id uniqueness against the manifest; raise on mismatch."""
+    manifest = load_manifest(uri, storage_options)
+    fs, _, root = _manifest_location(uri, storage_options)
+    seen: set[str] = set()
+    for shard in manifest.shards:
+        data = fs.cat_file(join(root, shard.path))
+        if hashlib.sha256(data).hexdigest() != shard.sha256:
+            raise ValueError(f"shard {shard.path} does not match its checksum in the manifest")
+        ids = pq.read_table(pa.BufferReader(data), columns=[ss.COL_SAMPLE_ID]).column(0).to_pylist()
+        if len(ids) != shard.num_rows:
+            raise ValueError(f"shard {shard.path} has {len(ids)} rows, the manifest says {shard.num_rows}")
+        dup = seen.intersection(ids)
+        if dup or len(set(ids)) != len(ids):
+            raise ValueError(f"duplicated sample_id in {shard.path}: {sorted(dup)[:3]}")
+        seen.update(ids)
+    return manifest
+
+
+def _selection(table: pa.Table, kinds: Sequence[str], accepted_only: bool) -> pa.Array:
+    mask = pc.is_in(table[ss.COL_KIND], value_set=pa.array(list(kinds)))
+    if accepted_only:
+        mask = pc.and_(mask, table[ss.COL_ACCEPTED])
+    return mask
+
+
+def _check_kinds(kinds: Sequence[str]) -> tuple[str, ...]:
+    kinds = tuple(kinds)
+    unknown = [k for k in kinds if k not in ss.KINDS]
+    if unknown or not kinds:
+        raise ValueError(f"kinds must be a non-empty subset of {ss.KINDS}, got {kinds}")
+    return kinds
+
+
+class SampleSetDataset(Dataset):
+    """Map-style torch Dataset over a sample set's rows.
+
+    Item: {"image": float (3, S, S) in [0, 1] (or `transform(PIL image)`), "label", "teacher_logits" (float32
+    (K,), exactly the stored float16 values), "teacher_prediction", "teacher_confidence", "kind",
+    "accepted", "sample_id", "source_id"}. Rows are read a row group at a time and a few groups are cached,
+    so sequential or shard-local access is cheap; `index` (a pyarrow Table) lets samplers and the trainer
+    pair each x with its Q(x') by `source_id`.
+    """
+
+    def __init__(self, manifest_uri: str, kinds: Sequence[str] = ss.KINDS, accepted_only: bool = True,
+                 transform: Callable | None = None, storage_options: Mapping[str, Any] | None = None,
+                 cache_row_groups: int = 4):
+        self.kinds = _check_kinds(kinds)
+        self.storage_options = dict(storage_options or {})
+        self.manifest = load_manifest(manifest_uri, self.storage_options)
+        fs, _, root = _manifest_location(manifest_uri, self.storage_options)
+        self._fs = fs
+        self._paths = [join(root, s.path) for s in self.manifest.shards]
+        self.transform = transform
+        self._cache_size = cache_row_groups
+        self._cache: OrderedDict[tuple[int, int], pa.Table] = OrderedDict()
+        self._group_starts: dict[int, np.ndarray] = {}
+        parts = []
+        for shard_pos, path in enumerate(self._paths):
+            with fs.open(path, "rb") as f:
+                pf = pq.ParquetFile(f)
+                self._group_starts[shard_pos] = np.cumsum([0] + [pf.metadata.row_group(g).num_rows
+                                                                 for g in range(pf.num_row_groups)])
+                t = pf.read(columns=_INDEX_COLUMNS)
+            t = t.append_column("shard", pa.array(np.full(t.num_rows, shard_pos, np.int32)))
+            t = t.append_column("row", pa.array(np.arange(t.num_rows, dtype=np.int64)))
+            parts.append(t.filter(_selection(t, self.kinds, accepted_only)))
+        self.index: pa.Table = pa.concat_tables(parts) if parts else pa.table({c: [] for c in _INDEX_COLUMNS})
+        self._shard_col = self.index["shard"].to_numpy() if parts else np.zeros(0, np.int32)
+        self._row_col = self.index["row"].to_numpy() if parts else np.zeros(0, np.int64)
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.manifest.config.class_names)
+
+    def __len__(self) -> int:
+        return self.index.num_rows
+
+    def _row_group(self, shard_pos: int, group: int) -> pa.Table:
+        key = (shard_pos, group)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        with self._fs.open(self._paths[shard_pos], "rb") as f:
+            table = pq.ParquetFile(f).read_row_group(group)
+        self._cache[key] = table
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return table
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        if not -len(self) <= i < len(self):
+            raise IndexError(i)
+        shard_pos, row = int(self._shard_col[i]), int(self._row_col[i])
+        starts = self._group_starts[shard_pos]
+        group = int(np.searchsorted(starts, row, side="right") - 1)
+        rec = self._row_group(shard_pos, group).slice(row - int(starts[group]), 1).to_pylist()[0]
+        png = rec[ss.COL_IMAGE]["bytes"]
+        if self.transform is not None:
+            image = self.transform(Image.open(io.BytesIO(png)).convert("RGB"))
+        else:
+            image = torch.from_numpy(decode_png(png)).permute(2, 0, 1).float().div_(255)  # (3, S, S)
+        logits = np.asarray(rec[ss.COL_TEACHER_LOGITS], dtype=np.float16)
+        return {
+            "image": image,
+            "label": rec[ss.COL_LABEL],
+            "teacher_logits": torch.from_numpy(logits.astype(np.float32)),
+            "teacher_prediction": rec[ss.COL_TEACHER_PREDICTION],
+            "teacher_confidence": rec[ss.COL_TEACHER_CONFIDENCE],
+            "kind": rec[ss.COL_KIND],
+            "accepted": rec[ss.COL_ACCEPTED],
+            "sample_id": rec[ss.COL_SAMPLE_ID],
+            "source_id": rec[ss.COL_SOURCE_ID],
+        }
+
+
+def open_sample_set(manifest_uri: str, kinds: Sequence[str] = ss.KINDS, accepted_only: bool = True,
+                    transform: Callable | None = None,
+                    storage_options: Mapping[str, Any] | None = None) -> SampleSetDataset:
+    """A torch Dataset of the set; `kinds=("adversarial",)` gives the accepted Q(x') samples alone."""
+    return SampleSetDataset(manifest_uri, kinds, accepted_only, transform, storage_options)
+
+
+def to_ray_dataset(manifest_uri: str, kinds: Sequence[str] = ss.KINDS, accepted_only: bool = True,
+                   storage_options: Mapping[str, Any] | None = None, columns: Sequence[str] | None = None):
+    """A ray.data Dataset of the set's rows (the stored schema; images stay PNG bytes in `image`)."""
+    import ray.data
+    from pyarrow.fs import FSSpecHandler, PyFileSystem
+    from ray.data.expressions import col, lit
+
+    kinds = _check_kinds(kinds)
+    fs, _, root = _manifest_location(manifest_uri, storage_options)
+    manifest = load_manifest(manifest_uri, storage_options)
+    if not manifest.shards:
+        raise ValueError(f"sample set {manifest_uri!r} has no shards")
+    paths = [join(root, s.path) for s in manifest.shards]
+    ds = ray.data.read_parquet(paths, filesystem=PyFileSystem(FSSpecHandler(fs)))
+    expr = col(ss.COL_KIND).is_in(list(kinds))
+    if accepted_only:
+        expr = expr & (col(ss.COL_ACCEPTED) == lit(True))
+    if set(kinds) != set(ss.KINDS) or accepted_only:
+        ds = ds.filter(expr=expr)
+    return ds.select_columns(list(columns)) if columns else ds

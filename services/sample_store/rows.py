@@ -1,0 +1,87 @@
+"""Build sample-store rows (schemas.sample_store.SAMPLE_SCHEMA) from arrays: pure, no I/O."""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import pyarrow as pa
+from PIL import Image
+
+from schemas import sample_store as ss
+
+# zlib level 1: about 3x faster than the default 6 for ~10% larger files; PNG stays lossless either way.
+PNG_COMPRESS_LEVEL = 1
+
+
+def encode_png(pixels: np.ndarray, compress_level: int = PNG_COMPRESS_LEVEL) -> bytes:
+    """(H, W, 3) uint8 -> PNG bytes (lossless: decode_png gives the same array back)."""
+    buf = io.BytesIO()
+    Image.fromarray(pixels, "RGB").save(buf, format="PNG", compress_level=compress_level)
+    return buf.getvalue()
+
+
+def decode_png(data: bytes) -> np.ndarray:
+    """PNG bytes -> (H, W, 3) uint8."""
+    with Image.open(io.BytesIO(data)) as img:
+        return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+
+
+@dataclass
+class TeacherVerdicts:
+    """The teacher's judgement of one kind of image for a batch (numpy, ready to store)."""
+
+    logits: np.ndarray       # (B, K) float16
+    prediction: np.ndarray   # (B,) int64
+    confidence: np.ndarray   # (B,) float32
+    accepted: np.ndarray     # (B,) bool
+
+
+@dataclass
+class SampleBatch:
+    """One batch of source items with both images and the teacher's verdict on each, as it will be stored."""
+
+    source_ids: list[str]
+    source_paths: list[str]
+    labels: np.ndarray           # (B,) int64
+    clean: np.ndarray            # (B, S, S, 3) uint8
+    adversarial: np.ndarray      # (B, S, S, 3) uint8, Q(x') rounded to the stored pixels
+    clean_verdicts: TeacherVerdicts
+    adversarial_verdicts: TeacherVerdicts
+
+    def __len__(self) -> int:
+        return len(self.source_ids)
+
+
+def build_rows(set_fingerprint: str, batches: Sequence[SampleBatch],
+               compress_level: int = PNG_COMPRESS_LEVEL) -> pa.Table:
+    """Rows for every item of `batches`: its clean row followed by its adversarial row (pairs stay adjacent)."""
+    cols: dict[str, list] = {name: [] for name in ss.COLUMNS}
+    for batch in batches:
+        for i in range(len(batch)):
+            for kind, pixels, verdicts in ((ss.KIND_CLEAN, batch.clean, batch.clean_verdicts),
+                                           (ss.KIND_ADVERSARIAL, batch.adversarial, batch.adversarial_verdicts)):
+                sid = ss.sample_id(set_fingerprint, batch.source_ids[i], kind)
+                cols[ss.COL_SAMPLE_ID].append(sid)
+                cols[ss.COL_SOURCE_ID].append(batch.source_ids[i])
+                cols[ss.COL_SOURCE_PATH].append(batch.source_paths[i])
+                cols[ss.COL_LABEL].append(int(batch.labels[i]))
+                cols[ss.COL_IMAGE].append({"bytes": encode_png(pixels[i], compress_level), "path": ss.image_path(sid)})
+                cols[ss.COL_KIND].append(kind)
+                cols[ss.COL_TEACHER_LOGITS].append(verdicts.logits[i])
+                cols[ss.COL_TEACHER_PREDICTION].append(int(verdicts.prediction[i]))
+                cols[ss.COL_TEACHER_CONFIDENCE].append(float(verdicts.confidence[i]))
+                cols[ss.COL_ACCEPTED].append(bool(verdicts.accepted[i]))
+    logits = cols.pop(ss.COL_TEACHER_LOGITS)
+    arrays = {name: pa.array(values, type=ss.SAMPLE_SCHEMA.field(name).type) for name, values in cols.items()}
+    arrays[ss.COL_TEACHER_LOGITS] = _float16_lists(logits)
+    return pa.Table.from_arrays([arrays[name] for name in ss.COLUMNS], schema=ss.SAMPLE_SCHEMA)
+
+
+def _float16_lists(rows: list[np.ndarray]) -> pa.Array:
+    """list<float16> from (K,) float16 arrays, bit-exact (no round trip through Python floats)."""
+    flat = np.concatenate(rows).astype(np.float16) if rows else np.zeros(0, np.float16)
+    offsets = np.zeros(len(rows) + 1, dtype=np.int32)
+    np.cumsum([len(r) for r in rows], out=offsets[1:])
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, type=pa.float16()))

@@ -1,0 +1,77 @@
+"""SampleSetManifest: round trip, and clear refusals of corrupt or foreign files."""
+import json
+from datetime import datetime, timezone
+
+import pytest
+
+from schemas import FORMAT_VERSION
+from schemas.manifest import (
+    ModelInfo, ReasonCounts, SampleSetConfig, SampleSetManifest, ShardInfo, SourceFingerprint, Statistics, Timings,
+    CodeVersion,
+)
+
+
+def make_manifest() -> SampleSetManifest:
+    now = datetime.now(timezone.utc)
+    model = ModelInfo(kind="open_clip", name="tiny-clip-vit", weights=None, checksum="ab" * 32)
+    config = SampleSetConfig(preset="tiny", preset_config={"image_size": 32}, fingerprint="f" * 64, teacher=model,
+                             discretizer=model, attack={"steps": 1}, seed=0, image_size=32, shard_size=8,
+                             batch_size=4, class_ids=["a", "b"], class_names=["a", "b"])
+    stats = Statistics(seen=3, clean=2, accepted=1)
+    stats.errored.add("corrupt", example="a/bad.jpg")
+    stats.rejected.add("teacher_misclassifies_adversarial")
+    return SampleSetManifest(
+        name="set", created_at=now, config=config,
+        source=SourceFingerprint(uri="file:///x", format="imagefolder", num_items=3, num_classes=2, sha256="0" * 64),
+        shards=[ShardInfo(index=0, path="shards/shard-000000-aa.parquet", num_rows=4, num_bytes=10, sha256="1" * 64,
+                          first_item=0, num_items=3)],
+        statistics=stats, timings=Timings(started_at=now, finished_at=now), code_version=CodeVersion())
+
+
+def test_manifest_round_trips_through_json():
+    m = make_manifest()
+    back = SampleSetManifest.from_json(m.to_json())
+    assert back == m
+    assert back.num_rows == 4
+    assert back.statistics.errored.examples == {"corrupt": ["a/bad.jpg"]}
+    assert back.statistics.acceptance_rate == 0.5
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{not json", "not valid JSON"),
+    ('{"format": "dad-sample-set", "format_ver', "not valid JSON"),
+    ("[1, 2]", "not a dad-sample-set document"),
+    ('{"format": "something-else", "format_version": 1}', "has format 'something-else'"),
+    ('{"format": "dad-sample-set", "format_version": 99}', "format_version 99.*newer"),
+    ('{"format": "dad-sample-set", "format_version": 1, "name": "x"}', "not a valid dad-sample-set"),
+])
+def test_from_json_refuses_corrupt_or_foreign_manifests_with_a_clear_message(text, message):
+    with pytest.raises(ValueError, match=message) as e:
+        SampleSetManifest.from_json(text, source="s3://b/set/manifest.json")
+    assert "s3://b/set/manifest.json" in str(e.value)
+
+
+def test_unknown_fields_are_refused():
+    d = json.loads(make_manifest().to_json())
+    d["shards"][0]["surprise"] = 1
+    with pytest.raises(ValueError, match="surprise"):
+        SampleSetManifest.from_json(json.dumps(d))
+    assert d["format_version"] == FORMAT_VERSION
+
+
+def test_reason_counts_merge_adds_totals_and_caps_examples():
+    a, b = ReasonCounts(), ReasonCounts()
+    for i in range(4):
+        a.add("corrupt", example=f"a{i}")
+        b.add("corrupt", example=f"b{i}")
+    b.add("too_large", 2)
+    a.merge(b)
+    assert a.total == 10 and a.reasons == {"corrupt": 8, "too_large": 2}
+    assert len(a.examples["corrupt"]) == 5
+
+
+def test_statistics_merge_sums_every_bucket():
+    s, t = Statistics(seen=2, clean=1, accepted=1), Statistics(seen=3, clean=3, accepted=0, teacher_clean_correct=2)
+    t.converted.add("CMYK")
+    s.merge(t)
+    assert (s.seen, s.clean, s.accepted, s.teacher_clean_correct, s.converted.reasons) == (5, 4, 1, 2, {"CMYK": 1})

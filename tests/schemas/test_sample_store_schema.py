@@ -1,0 +1,61 @@
+"""The sample store format: ids, names and the row schema that other tools read without our code."""
+import json
+
+import pyarrow as pa
+import pytest
+
+from schemas import sample_store as ss
+
+
+def test_sample_id_is_deterministic_and_distinguishes_kind_item_and_config():
+    a = ss.sample_id("cfg1", "dog/1.jpg", ss.KIND_CLEAN)
+    assert a == ss.sample_id("cfg1", "dog/1.jpg", ss.KIND_CLEAN)
+    others = {ss.sample_id("cfg1", "dog/1.jpg", ss.KIND_ADVERSARIAL), ss.sample_id("cfg2", "dog/1.jpg", ss.KIND_CLEAN),
+              ss.sample_id("cfg1", "dog/2.jpg", ss.KIND_CLEAN)}
+    assert a not in others and len(others) == 3
+    assert len(a) == 32 and int(a, 16) >= 0
+
+
+def test_sample_id_rejects_unknown_kind():
+    with pytest.raises(ValueError, match="kind"):
+        ss.sample_id("cfg", "x", "augmented")
+
+
+def test_shard_file_names_round_trip_and_sort_by_index():
+    name = ss.shard_file_name(7, "abc123")
+    assert name == "shard-000007-abc123.parquet"
+    assert ss.parse_shard_file_name(name) == (7, "abc123")
+    assert ss.parse_shard_file_name("manifest.json") is None
+    assert sorted([ss.shard_file_name(10, "a"), ss.shard_file_name(9, "b")])[0].startswith("shard-000009")
+    with pytest.raises(ValueError):
+        ss.shard_file_name(1, "not/hex")
+
+
+def test_image_column_is_the_hugging_face_bytes_path_struct():
+    image = ss.SAMPLE_SCHEMA.field(ss.COL_IMAGE).type
+    assert image == pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    features = json.loads(ss.SAMPLE_SCHEMA.metadata[b"huggingface"])["info"]["features"]
+    assert features[ss.COL_IMAGE] == {"_type": "Image"}
+    assert set(features) == set(ss.COLUMNS)
+
+
+def test_teacher_logits_are_float16_lists_and_columns_are_complete():
+    assert ss.SAMPLE_SCHEMA.field(ss.COL_TEACHER_LOGITS).type == pa.list_(pa.float16())
+    assert ss.COLUMNS == (ss.COL_SAMPLE_ID, ss.COL_SOURCE_ID, ss.COL_SOURCE_PATH, ss.COL_LABEL, ss.COL_IMAGE,
+                          ss.COL_KIND, ss.COL_TEACHER_LOGITS, ss.COL_TEACHER_PREDICTION,
+                          ss.COL_TEACHER_CONFIDENCE, ss.COL_ACCEPTED)
+    assert ss.SAMPLE_SCHEMA.metadata[b"dad_format"] == f"{ss.FORMAT_NAME}/{ss.FORMAT_VERSION}".encode()
+
+
+def test_schemas_import_nothing_from_dad_core_or_services():
+    import ast
+    import pathlib
+
+    import schemas
+
+    for path in pathlib.Path(schemas.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                assert (node.module or "").split(".")[0] not in ("dad_core", "services"), path
+            if isinstance(node, ast.Import):
+                assert all(a.name.split(".")[0] not in ("dad_core", "services") for a in node.names), path

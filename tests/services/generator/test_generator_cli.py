@@ -1,0 +1,133 @@
+"""The command line: help, early failures, and exactly-once resume after the job is killed part-way."""
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from schemas import sample_store as ss
+from services.generator.cli import build_parser, main
+from services.sample_store import open_sample_set, verify_sample_set
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def test_help_explains_every_option(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    text = capsys.readouterr().out
+    for action in build_parser()._actions:
+        for flag in action.option_strings:
+            assert flag in text
+        if action.option_strings and action.dest != "help":
+            assert action.help, f"{action.option_strings} has no help"
+    assert "ray job submit" in text and "manifest" in text
+
+
+def test_unwritable_output_exits_1_naming_the_uri(tiny_image_folder, tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    out = str(tmp_path / "file" / "store")
+    assert main(["--source", str(tiny_image_folder), "--out", out, "--no-progress"]) == 1
+    assert out in capsys.readouterr().err
+
+
+def test_unknown_preset_field_exits_1_naming_it(tiny_image_folder, tmp_path, capsys):
+    assert main(["--source", str(tiny_image_folder), "--out", str(tmp_path), "--set", "attack.stepz=2"]) == 1
+    assert "stepz" in capsys.readouterr().err
+
+
+def _cli(*args: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    # Its own session, so killing the group takes the job's local Ray down with it, like a lost node.
+    return subprocess.Popen([sys.executable, "-m", "services.generator", *args], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def _digest(path: Path) -> tuple[int, str]:
+    return path.stat().st_mtime_ns, hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_killed_job_resumes_without_regenerating_finished_shards(tmp_path, make_image_folder):
+    source = make_image_folder(tmp_path / "src", per_class=8)  # 24 images -> 8 shards of 3
+    out = tmp_path / "store"
+    args = ["--source", str(source), "--out", str(out), "--name", "resume", "--shard-size", "3", "--batch-size", "3",
+            "--set", "attack.steps=20", "--num-cpus", "2", "--cpus-per-actor", "1", "--no-progress"]
+    first = _cli(*args)
+    commits, deadline = out / "resume" / ss.COMMITS_DIR, time.monotonic() + 120
+    while time.monotonic() < deadline and first.poll() is None and not list(commits.glob("*.json")):
+        time.sleep(0.05)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    done_before = {p.name: json.loads(p.read_text()) for p in commits.glob("*.json")}
+    assert 0 < len(done_before) < 8, f"kill did not land part-way: {len(done_before)} shards committed"
+    print("committed before the kill:", len(done_before))
+    status = json.loads((out / "resume" / ss.STATUS_NAME).read_text())
+    assert status["state"] in ("starting", "running") and status["total_items"] == 24
+    assert not (out / "resume" / ss.MANIFEST_NAME).exists()
+    files_before = {c["shard"]["path"]: _digest(out / "resume" / c["shard"]["path"]) for c in done_before.values()}
+
+    second = _cli(*args)
+    log, _ = second.communicate(timeout=240)
+    assert second.returncode == 0, log
+    assert "sample set: " in log
+
+    manifest = verify_sample_set(str(out / "resume"))  # checksums, row counts, no duplicated sample_id
+    assert manifest.timings.runs == 2 and len(manifest.shards) == 8
+    listed = {s.path for s in manifest.shards}
+    assert set(files_before) <= listed  # the finished shards were kept ...
+    assert {p: _digest(out / "resume" / p) for p in files_before} == files_before  # ... and not rewritten
+    assert {f"shards/{p.name}" for p in (out / "resume" / "shards").iterdir()} == listed  # orphans removed
+    ids = open_sample_set(str(out / "resume"), accepted_only=False).index
+    assert ids.num_rows == 48 and len(set(ids[ss.COL_SAMPLE_ID].to_pylist())) == 48
+    assert len(set(ids[ss.COL_SOURCE_ID].to_pylist())) == 24
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow  # ~40 s; test_killed_job_resumes... runs the same command without a standing cluster
+def test_same_command_runs_under_ray_job_submit(tmp_path, tiny_image_folder):
+    venv_bin = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": f"{venv_bin}{os.pathsep}{os.environ['PATH']}", "RAY_AUTH_MODE": "token"}
+    env.pop("RAY_ADDRESS", None)
+    dashboard = _free_port()
+    head = subprocess.Popen(
+        [f"{venv_bin}/ray", "start", "--head", "--block", "--num-cpus", "2", "--node-ip-address", "127.0.0.1",
+         "--port", str(_free_port()), "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard),
+         "--include-dashboard", "true"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True)
+    try:
+        out = tmp_path / "store"
+        cmd = [f"{venv_bin}/ray", "job", "submit", "--address", f"http://127.0.0.1:{dashboard}", "--working-dir",
+               str(REPO), "--", "python", "-m", "services.generator", "--source", str(tiny_image_folder), "--out",
+               str(out), "--name", "submitted", "--cpus-per-actor", "0.5"]
+        deadline = time.monotonic() + 90
+        while True:  # the dashboard needs a few seconds before it takes jobs
+            done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+            if done.returncode == 0 or time.monotonic() > deadline or "sample set:" in done.stdout:
+                break
+            time.sleep(3)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert verify_sample_set(str(out / "submitted")).statistics.clean == 12
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)
+        head.wait(timeout=60)
+
+
+def test_source_without_a_readable_image_exits_1_before_starting_ray(tmp_path, capsys):
+    (tmp_path / "src" / "cls").mkdir(parents=True)
+    (tmp_path / "src" / "cls" / "a.jpg").write_bytes(b"garbage")
+    assert main(["--source", str(tmp_path / "src"), "--out", str(tmp_path / "out"), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "no readable image" in err and str(tmp_path / "src") in err

@@ -1,0 +1,137 @@
+"""The generator on a local Ray: bad input counted not fatal, exactly-once resume, S3, progress, failures."""
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from schemas import sample_store as ss
+from services.generator import GeneratorConfig, run_generation
+from services.generator.pipeline import GenerationError, prepare_job
+from services.sample_store import load_manifest, open_sample_set, to_ray_dataset, verify_sample_set
+from services.source import SourceError
+from services.storage import StorageError
+
+
+def test_every_bad_input_is_converted_or_counted_with_its_reason(tiny_sample_set):
+    _, result, _ = tiny_sample_set
+    stats = result.manifest.statistics
+    assert stats.seen == 22 and stats.clean == 17
+    assert stats.errored.reasons == {"corrupt": 1, "truncated": 1, "empty_file": 1, "too_large": 1, "unreadable": 1}
+    assert stats.errored.examples["corrupt"] == ["n01440764/corrupt.jpg"]
+    assert stats.converted.reasons == {"CMYK": 1, "L": 1, "I;16": 1, "P": 1, "RGBA": 1}
+    assert stats.skipped.reasons == {"not_an_image": 1, "empty_class:n01484850": 1}
+    assert stats.accepted + stats.rejected.total == stats.clean
+    assert result.manifest.config.class_names == ["tench", "goldfish", "great white shark", "tabby cat"]
+
+
+def test_published_set_verifies_and_has_two_rows_per_decoded_image(tiny_sample_set):
+    _, result, _ = tiny_sample_set
+    manifest = verify_sample_set(result.manifest_uri)  # checksums, row counts, unique sample_ids
+    assert [s.index for s in manifest.shards] == list(range(5))
+    assert manifest.num_rows == 2 * manifest.statistics.clean
+    assert manifest.config.teacher.checksum and manifest.config.discretizer.checksum
+    assert manifest.code_version.libraries["torch"] and manifest.timings.stage_s.keys() >= {"read", "generate", "write"}
+    assert manifest.source.num_items == 22 and manifest.source.format == "imagefolder"
+
+
+def test_status_object_reports_progress_and_the_final_state(tiny_sample_set):
+    config, result, statuses = tiny_sample_set
+    assert statuses[-1].state == "succeeded" and statuses[-1].manifest_uri == result.manifest_uri
+    assert statuses[-1].done_items == 22 and statuses[-1].errored == 5 and statuses[-1].committed_shards == 5
+    assert statuses[-1].samples_per_s > 0 and 0 <= statuses[-1].acceptance_rate <= 1
+    on_disk = json.loads((Path(result.set_uri.removeprefix("file://")) / ss.STATUS_NAME).read_text())
+    assert on_disk["state"] == "succeeded" and on_disk["eta_s"] == 0.0
+
+
+def test_readers_select_training_rows_and_pair_images(tiny_sample_set):
+    _, result, _ = tiny_sample_set
+    stats = result.manifest.statistics
+    everything = open_sample_set(result.manifest_uri, accepted_only=False)
+    training = open_sample_set(result.manifest_uri)
+    adversarial = open_sample_set(result.manifest_uri, kinds=(ss.KIND_ADVERSARIAL,))
+    assert len(everything) == 2 * stats.clean
+    assert len(training) == stats.clean + stats.accepted and len(adversarial) == stats.accepted
+    item = everything[1]
+    assert item["kind"] == "adversarial" and item["image"].shape == (3, 32, 32)
+    assert item["teacher_logits"].shape == (4,) and 0 <= float(item["image"].min()) <= float(item["image"].max()) <= 1
+    assert item["source_id"] == everything[0]["source_id"]  # x and Q(x') sit side by side
+    assert all(adversarial[i]["accepted"] for i in range(len(adversarial)))
+    rows = to_ray_dataset(result.manifest_uri, kinds=(ss.KIND_ADVERSARIAL,), accepted_only=False,
+                          columns=[ss.COL_SAMPLE_ID]).take_all()
+    assert len(rows) == stats.clean
+
+
+def test_rerunning_a_finished_set_changes_nothing(tiny_sample_set):
+    config, result, _ = tiny_sample_set
+    root = Path(result.set_uri.removeprefix("file://"))
+    before = {p: p.stat().st_mtime_ns for p in root.rglob("*.parquet")}
+    again = run_generation(config)
+    assert again.manifest == result.manifest and again.resumed_shards == 5
+    assert {p: p.stat().st_mtime_ns for p in root.rglob("*.parquet")} == before
+
+
+def test_killed_actor_loses_no_sample(ray_local, tiny_image_folder, tmp_path):
+    config = GeneratorConfig(source=str(tiny_image_folder), out=str(tmp_path), shard_size=3, batch_size=2,
+                             overrides=("attack.steps=10",),  # slow enough that the kill lands mid-run
+                             cpus_per_actor=0.5, progress_bar=False, status_interval_s=0.2)
+    killed = []
+
+    def kill_an_actor_once(status):
+        if status.done_items > 0 and not killed:
+            name = next(n for n in ray_local.util.list_named_actors() if n.startswith("dad-generator-"))
+            ray_local.kill(ray_local.get_actor(name), no_restart=False)  # Ray restarts it and re-runs its calls
+            killed.append(name)
+
+    result = run_generation(config, on_progress=kill_an_actor_once)
+    assert killed
+    manifest = verify_sample_set(result.manifest_uri)
+    ids = open_sample_set(result.manifest_uri, accepted_only=False).index[ss.COL_SOURCE_ID].to_pylist()
+    assert sorted(set(ids)) == sorted(f"{c}/img_{i:03d}.jpg" for c in ("n01440764", "n01443537", "n02123045")
+                                      for i in range(4))
+    assert manifest.num_rows == 24 and manifest.statistics.clean == 12
+
+
+def test_source_and_store_on_s3(ray_local, s3_server, tiny_image_folder):
+    import s3fs
+
+    _, options = s3_server
+    fs = s3fs.S3FileSystem(**options)
+    fs.put(str(tiny_image_folder), "dad-test/src", recursive=True)
+    config = GeneratorConfig(source="s3://dad-test/src", out="s3://dad-test/store", shard_size=6, batch_size=4,
+                             cpus_per_actor=0.5, storage_options=options, progress_bar=False)
+    result = run_generation(config)
+    assert result.manifest_uri.startswith("s3://dad-test/store/")
+    manifest = verify_sample_set(result.manifest_uri, storage_options=options)
+    assert manifest.statistics.clean == 12 and len(manifest.shards) == 2
+    ds = open_sample_set(result.manifest_uri, accepted_only=False, storage_options=options)
+    assert len(ds) == 24 and ds[3]["image"].shape == (3, 32, 32)
+    assert fs.exists(result.set_uri.removeprefix("s3://") + "/_status.json")
+    assert to_ray_dataset(result.manifest_uri, accepted_only=False, storage_options=options).count() == 24
+
+
+def test_unwritable_output_fails_before_any_work(tiny_image_folder, tmp_path, s3_server):
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(StorageError, match="a_file/store"):
+        prepare_job(GeneratorConfig(source=str(tiny_image_folder), out=str(tmp_path / "a_file" / "store")))
+    with pytest.raises(StorageError, match="s3://no-such-bucket"):
+        prepare_job(GeneratorConfig(source=str(tiny_image_folder), out="s3://no-such-bucket/store",
+                                    storage_options=s3_server[1]))
+
+
+def test_source_without_a_readable_image_fails_at_once(ray_local, tmp_path):
+    for i in range(3):
+        (tmp_path / "src" / "cls").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "src" / "cls" / f"{i}.jpg").write_bytes(b"garbage")
+    t0 = time.monotonic()
+    with pytest.raises(SourceError, match="no readable image"):
+        run_generation(GeneratorConfig(source=str(tmp_path / "src"), out=str(tmp_path / "out"), progress_bar=False))
+    assert time.monotonic() - t0 < 10
+
+
+def test_resuming_with_a_different_config_is_refused(ray_local, tiny_sample_set):
+    config, result, _ = tiny_sample_set
+    other = GeneratorConfig(**{**config.__dict__, "name": result.manifest.name, "overrides": ("attack.steps=2",)})
+    with pytest.raises(GenerationError, match="different sample set"):
+        run_generation(other)

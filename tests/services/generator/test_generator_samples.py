@@ -1,0 +1,57 @@
+"""Per-batch generation: what is stored is exactly what the teacher judged."""
+import numpy as np
+import pytest
+import torch
+
+from dad_core import create_discretizer, create_teacher, get_preset, judge
+from services.generator.samples import DecodedBatch, batch_seed, generate_samples
+from services.sample_store.rows import build_rows, decode_png
+
+CLASSES = ["tench", "goldfish", "tabby cat"]
+
+
+@pytest.fixture(scope="module")
+def models():
+    preset = get_preset("tiny")
+    return preset, create_teacher(preset.teacher, CLASSES), create_discretizer(preset.discretizer)
+
+
+def decoded_batch(n=6, size=32):
+    rng = np.random.default_rng(0)
+    images = np.repeat(np.repeat(rng.integers(0, 256, (n, size // 4, size // 4, 3), dtype=np.uint8), 4, 1), 4, 2)
+    return DecodedBatch(0, 0, [f"c/{i}.jpg" for i in range(n)], [f"file:///c/{i}.jpg" for i in range(n)],
+                        np.arange(n, dtype=np.int64) % 3, images)
+
+
+def test_stored_logits_are_the_teachers_on_the_decoded_stored_images(models):
+    preset, teacher, q = models
+    batch = decoded_batch()
+    sample, stats = generate_samples(teacher, q, batch, preset.attack, seed=batch_seed(0, 0, 0))
+    rows = build_rows("fp", [sample]).to_pylist()
+    labels = torch.tensor(batch.labels)
+    for kind, offset in (("clean", 0), ("adversarial", 1)):
+        pixels = np.stack([decode_png(r["image"]["bytes"]) for r in rows[offset::2]])      # (B, S, S, 3)
+        verdict = judge(teacher, torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 255, labels)
+        stored = np.stack([np.asarray(r["teacher_logits"], np.float16) for r in rows[offset::2]])
+        np.testing.assert_array_equal(stored, verdict.logits.numpy().astype(np.float16), err_msg=kind)
+        assert [r["teacher_prediction"] for r in rows[offset::2]] == verdict.prediction.tolist()
+        if kind == "adversarial":
+            assert [r["accepted"] for r in rows[1::2]] == verdict.correct.tolist()
+    np.testing.assert_array_equal(np.stack([decode_png(r["image"]["bytes"]) for r in rows[0::2]]), batch.images)
+    assert stats.items == 6 and stats.accepted + sum(stats.rejected.values()) == 6
+    assert set(stats.stage_s) == {"generate", "judge"}
+
+
+def test_generation_is_deterministic_for_a_batch_seed(models):
+    preset, teacher, q = models
+    a, _ = generate_samples(teacher, q, decoded_batch(), preset.attack, seed=batch_seed(0, 3, 1))
+    b, _ = generate_samples(teacher, q, decoded_batch(), preset.attack, seed=batch_seed(0, 3, 1))
+    np.testing.assert_array_equal(a.adversarial, b.adversarial)
+    assert batch_seed(0, 3, 1) != batch_seed(0, 1, 3) and batch_seed(1, 3, 1) != batch_seed(0, 3, 1)
+
+
+def test_empty_batch_gives_no_rows(models):
+    preset, teacher, q = models
+    empty = DecodedBatch(0, 1, [], [], np.zeros(0, np.int64), np.zeros((0, 32, 32, 3), np.uint8))
+    sample, stats = generate_samples(teacher, q, empty, preset.attack, seed=0)
+    assert sample is None and stats.items == 0

@@ -1,0 +1,64 @@
+"""Readers trust only the manifest: what it lists, checked against its checksums."""
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from schemas import sample_store as ss
+from services.sample_store import load_manifest, open_sample_set, shard_uris, verify_sample_set
+from services.storage import StorageError
+
+
+def test_torch_dataset_selects_training_rows_by_default(synthetic_set):
+    everything = open_sample_set(str(synthetic_set), accepted_only=False)
+    training = open_sample_set(str(synthetic_set))
+    adversarial = open_sample_set(str(synthetic_set / "manifest.json"), kinds=(ss.KIND_ADVERSARIAL,))
+    assert len(everything) == 12 and len(training) == 6 + 4 and len(adversarial) == 4
+    assert training.class_names == list("abcde")
+    item = adversarial[0]
+    assert item["kind"] == "adversarial" and item["accepted"] and item["image"].shape == (3, 8, 8)
+    assert item["teacher_logits"].dtype.is_floating_point and item["teacher_logits"].shape == (5,)
+    assert adversarial[-1]["source_id"] == "c/5.jpg"
+    with pytest.raises(IndexError):
+        adversarial[4]
+
+
+def test_transform_receives_a_pil_image(synthetic_set):
+    ds = open_sample_set(str(synthetic_set), transform=lambda img: np.asarray(img).shape)
+    assert ds[0]["image"] == (8, 8, 3)
+
+
+def test_files_the_manifest_does_not_list_are_never_read(synthetic_set):
+    stray = synthetic_set / "shards" / ss.shard_file_name(9, "abcdef")
+    pq.write_table(pq.read_table(next((synthetic_set / "shards").iterdir())), stray)
+    assert len(open_sample_set(str(synthetic_set), accepted_only=False)) == 12
+    assert all("abcdef" not in uri for uri in shard_uris(str(synthetic_set)))
+
+
+def test_a_set_without_manifest_is_not_published(synthetic_set):
+    (synthetic_set / "manifest.json").unlink()
+    with pytest.raises(StorageError, match="not published"):
+        open_sample_set(str(synthetic_set))
+
+
+def test_a_corrupt_manifest_is_refused_with_its_uri(synthetic_set):
+    (synthetic_set / "manifest.json").write_text('{"format": "dad-sample-set", "sha')
+    with pytest.raises(ValueError, match="manifest.json is not valid JSON"):
+        load_manifest(str(synthetic_set))
+
+
+def test_verify_catches_a_tampered_shard(synthetic_set):
+    verify_sample_set(str(synthetic_set))
+    manifest = json.loads((synthetic_set / "manifest.json").read_text())
+    shard = synthetic_set / manifest["shards"][1]["path"]
+    shard.write_bytes(shard.read_bytes()[:-1] + b"\x00")
+    with pytest.raises(ValueError, match="checksum"):
+        verify_sample_set(str(synthetic_set))
+
+
+def test_shards_are_plain_parquet_with_the_hugging_face_image_struct(synthetic_set):
+    table = pq.read_table(synthetic_set / "shards")  # pyarrow alone, no dad code
+    assert table.num_rows == 12
+    assert table.schema.field("image").type.names == ["bytes", "path"]
+    assert table.schema.metadata[b"dad_format"] == b"dad-sample-set/1"

@@ -1,0 +1,73 @@
+"""The writer: rows round-trip exactly, shards commit atomically, the manifest is built from commits only."""
+import hashlib
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from schemas import sample_store as ss
+from schemas.manifest import CodeVersion
+from services.sample_store import SampleSetStore, build_rows, decode_png
+from services.sample_store.publishing import IncompleteSetError, build_manifest
+
+def test_rows_store_exactly_the_pixels_and_float16_logits(synthetic):
+    batch = synthetic.sample_batch()
+    table = build_rows(synthetic.FP, [batch])
+    assert table.schema.equals(ss.SAMPLE_SCHEMA) and table.num_rows == 6
+    rows = table.to_pylist()
+    assert [r["kind"] for r in rows] == ["clean", "adversarial"] * 3  # each pair adjacent
+    np.testing.assert_array_equal(decode_png(rows[1]["image"]["bytes"]), batch.adversarial[0])
+    np.testing.assert_array_equal(decode_png(rows[2]["image"]["bytes"]), batch.clean[1])
+    logits = table.column("teacher_logits").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+    assert logits.dtype == np.float16
+    np.testing.assert_array_equal(np.asarray(rows[1]["teacher_logits"], np.float16), batch.adversarial_verdicts.logits[0])
+    assert rows[0]["sample_id"] == ss.sample_id(synthetic.FP, "c/0.jpg", "clean")
+    assert rows[1]["image"]["path"] == rows[1]["sample_id"] + ".png"
+    assert [r["accepted"] for r in rows[1::2]] == [True, False, True]
+
+
+def test_commit_writes_the_file_then_a_marker_naming_it_with_its_checksum(tmp_path, synthetic):
+    store = SampleSetStore(str(tmp_path / "set"))
+    c = synthetic.commit(store, 0, synthetic.sample_batch())
+    data = (tmp_path / "set" / c.shard.path).read_bytes()
+    assert hashlib.sha256(data).hexdigest() == c.shard.sha256 and c.shard.num_bytes == len(data)
+    assert pq.read_table(tmp_path / "set" / c.shard.path).num_rows == c.shard.num_rows == 6
+    assert store.committed_shards() == {0: c}
+    assert not list((tmp_path / "set").rglob("*.tmp-*"))
+
+
+def test_each_attempt_writes_a_new_file_so_none_is_clobbered(tmp_path, synthetic):
+    store = SampleSetStore(str(tmp_path / "set"))
+    first = synthetic.commit(store, 0, synthetic.sample_batch())
+    second = synthetic.commit(store, 0, synthetic.sample_batch())
+    assert first.shard.path != second.shard.path
+    assert (tmp_path / "set" / first.shard.path).exists()
+    assert store.committed_shards()[0] == second
+
+
+def test_unreadable_marker_counts_as_uncommitted(tmp_path, synthetic):
+    store = SampleSetStore(str(tmp_path / "set"))
+    synthetic.commit(store, 0, synthetic.sample_batch())
+    synthetic.commit(store, 1, synthetic.sample_batch(offset=3))
+    (tmp_path / "set" / "_commits" / "shard-000001.json").write_text('{"format": "dad-shard-co')
+    assert set(store.committed_shards()) == {0}
+
+
+def test_manifest_is_built_from_commits_only_and_orphans_are_removed(tmp_path, synthetic):
+    store = SampleSetStore(str(tmp_path / "set"))
+    synthetic.commit(store, 0, synthetic.sample_batch())
+    orphan = tmp_path / "set" / "shards" / ss.shard_file_name(1, "deadbeef")
+    orphan.write_bytes(b"half-written by a killed attempt")
+    with pytest.raises(IncompleteSetError, match="1 of 2 shards"):
+        build_manifest(synthetic.plan(2), store.committed_shards(), "run2", 1.0, CodeVersion())
+    synthetic.commit(store, 1, synthetic.sample_batch(offset=3), run_id="run2")
+    assert store.read_manifest() is None
+    manifest = build_manifest(synthetic.plan(2), store.committed_shards(), "run2", 1.0, CodeVersion())
+    uri = store.publish(manifest)
+    assert uri.endswith("/set/manifest.json") and store.read_manifest() == manifest
+    assert [s.index for s in manifest.shards] == [0, 1] and manifest.num_rows == 12
+    assert manifest.statistics.seen == 6 and manifest.statistics.accepted == 4
+    assert manifest.timings.runs == 2 and manifest.timings.stage_s["generate"] == 2.0
+    assert store.remove_unreferenced(manifest) == 1 and not orphan.exists()
+    assert json.loads((tmp_path / "set" / "manifest.json").read_text())["format"] == "dad-sample-set"
