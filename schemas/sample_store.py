@@ -8,8 +8,8 @@ A sample set is a folder (on any fsspec URL) holding Parquet shards and, written
     <set>/_plan.json                        the resolved job config, written before the first shard
     <set>/_status.json                      live progress for the control plane
 
-Each source image gives a `clean` row (the resized image) and an `adversarial` row (Q(x') of DAD, Eq. 9),
-both stored as PNG (lossless, so the decoded image is bit-exact what the teacher judged). The image column
+Each source image gives a `clean` row (the resized image), optionally a `discretized` row (Q(x), to inspect
+what the discretizer alone does) and an `adversarial` row (Q(x') of DAD, Eq. 9), all stored as PNG (lossless, so the decoded image is bit-exact what the teacher judged). The image column
 is the `{bytes, path}` struct of Hugging Face `datasets`, so pyarrow, DuckDB and `datasets` read shards
 without this package.
 """
@@ -31,8 +31,10 @@ SHARDS_DIR = "shards"
 COMMITS_DIR = "_commits"
 
 KIND_CLEAN = "clean"
+KIND_DISCRETIZED = "discretized"   # Q(x), the un-attacked discretization: for inspection, not training
 KIND_ADVERSARIAL = "adversarial"
-KINDS = (KIND_CLEAN, KIND_ADVERSARIAL)
+KINDS = (KIND_CLEAN, KIND_DISCRETIZED, KIND_ADVERSARIAL)
+TRAINING_KINDS = (KIND_CLEAN, KIND_ADVERSARIAL)  # what readers return by default
 
 IMAGE_FORMAT = "png"
 
@@ -42,11 +44,11 @@ COL_SOURCE_ID = "source_id"             # stable id of the source item (relative
 COL_SOURCE_PATH = "source_path"         # the URL the image was read from
 COL_LABEL = "label"                     # class index into the manifest's class_names
 COL_IMAGE = "image"                     # {bytes: PNG, path: "<sample_id>.png"}
-COL_KIND = "kind"                       # "clean" | "adversarial"
+COL_KIND = "kind"                       # "clean" | "discretized" | "adversarial"
 COL_TEACHER_LOGITS = "teacher_logits"   # float16 (K,), the teacher's logits on the decoded stored image
 COL_TEACHER_PREDICTION = "teacher_prediction"
 COL_TEACHER_CONFIDENCE = "teacher_confidence"  # softmax probability of the prediction
-COL_ACCEPTED = "accepted"               # clean: always true; adversarial: teacher still predicts the label
+COL_ACCEPTED = "accepted"               # clean: always true; discretized/adversarial: teacher predicts the label
 
 IMAGE_TYPE = pa.struct([pa.field("bytes", pa.binary()), pa.field("path", pa.string())])
 

@@ -39,9 +39,9 @@ def _verdicts(logits: torch.Tensor, labels: torch.Tensor, accepted: torch.Tensor
 
 
 def generate_samples(teacher: torch.nn.Module, discretizer: torch.nn.Module, batch: DecodedBatch,
-                     attack: AttackConfig, seed: int, device: str | torch.device = "cpu"
-                     ) -> tuple[SampleBatch | None, BatchStats]:
-    """DAD samples of one batch: the clean image and Q(x'), each with the teacher's verdict."""
+                     attack: AttackConfig, seed: int, device: str | torch.device = "cpu",
+                     store_discretized: bool = True) -> tuple[SampleBatch | None, BatchStats]:
+    """DAD samples of one batch: the clean image, Q(x) (optional) and Q(x'), each with the teacher's verdict."""
     stats = BatchStats(batch.shard, batch.batch, items=len(batch), started_at=time.time())
     if not len(batch):
         stats.ended_at = stats.started_at
@@ -53,6 +53,12 @@ def generate_samples(teacher: torch.nn.Module, discretizer: torch.nn.Module, bat
     adversarial = to_uint8(out.adversarial)                                              # (B, 3, S, S)
     t1 = time.perf_counter()
     verdict = judge(teacher, adversarial.float().div(255), y)  # the stored pixels, not the float Q(x')
+    discretized = disc = None
+    if store_discretized:
+        discretized = to_uint8(out.discretized)
+        j = judge(teacher, discretized.float().div(255), y)
+        disc = _verdicts(j.logits, y, accepted=j.correct)
+        discretized = discretized.permute(0, 2, 3, 1).contiguous().cpu().numpy()  # (B, S, S, 3)
     t2 = time.perf_counter()
     clean = _verdicts(out.teacher_logits_clean, y)
     adv = _verdicts(verdict.logits, y, accepted=verdict.correct)
@@ -65,5 +71,5 @@ def generate_samples(teacher: torch.nn.Module, discretizer: torch.nn.Module, bat
     sample = SampleBatch(
         source_ids=batch.source_ids, source_paths=batch.source_paths, labels=batch.labels,
         clean=batch.images, adversarial=adversarial.permute(0, 2, 3, 1).contiguous().cpu().numpy(),  # (B, S, S, 3)
-        clean_verdicts=clean, adversarial_verdicts=adv)
+        clean_verdicts=clean, adversarial_verdicts=adv, discretized=discretized, discretized_verdicts=disc)
     return sample, stats

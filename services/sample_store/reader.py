@@ -96,7 +96,7 @@ class SampleSetDataset(Dataset):
     pair each x with its Q(x') by `source_id`.
     """
 
-    def __init__(self, manifest_uri: str, kinds: Sequence[str] = ss.KINDS, accepted_only: bool = True,
+    def __init__(self, manifest_uri: str, kinds: Sequence[str] = ss.TRAINING_KINDS, accepted_only: bool = True,
                  transform: Callable | None = None, storage_options: Mapping[str, Any] | None = None,
                  cache_row_groups: int = 4):
         self.kinds = _check_kinds(kinds)
@@ -168,14 +168,14 @@ class SampleSetDataset(Dataset):
         }
 
 
-def open_sample_set(manifest_uri: str, kinds: Sequence[str] = ss.KINDS, accepted_only: bool = True,
+def open_sample_set(manifest_uri: str, kinds: Sequence[str] = ss.TRAINING_KINDS, accepted_only: bool = True,
                     transform: Callable | None = None,
                     storage_options: Mapping[str, Any] | None = None) -> SampleSetDataset:
     """A torch Dataset of the set; `kinds=("adversarial",)` gives the accepted Q(x') samples alone."""
     return SampleSetDataset(manifest_uri, kinds, accepted_only, transform, storage_options)
 
 
-def to_ray_dataset(manifest_uri: str, kinds: Sequence[str] = ss.KINDS, accepted_only: bool = True,
+def to_ray_dataset(manifest_uri: str, kinds: Sequence[str] = ss.TRAINING_KINDS, accepted_only: bool = True,
                    storage_options: Mapping[str, Any] | None = None, columns: Sequence[str] | None = None):
     """A ray.data Dataset of the set's rows (the stored schema; images stay PNG bytes in `image`)."""
     import ray.data
@@ -192,6 +192,6 @@ def to_ray_dataset(manifest_uri: str, kinds: Sequence[str] = ss.KINDS, accepted_
     expr = col(ss.COL_KIND).is_in(list(kinds))
     if accepted_only:
         expr = expr & (col(ss.COL_ACCEPTED) == lit(True))
-    if set(kinds) != set(ss.KINDS) or accepted_only:
+    if set(kinds) != set(ss.KINDS) or accepted_only:  # also drops Q(x) rows unless asked for
         ds = ds.filter(expr=expr)
     return ds.select_columns(list(columns)) if columns else ds

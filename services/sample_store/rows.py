@@ -49,6 +49,8 @@ class SampleBatch:
     adversarial: np.ndarray      # (B, S, S, 3) uint8, Q(x') rounded to the stored pixels
     clean_verdicts: TeacherVerdicts
     adversarial_verdicts: TeacherVerdicts
+    discretized: np.ndarray | None = None               # (B, S, S, 3) uint8 Q(x), when stored
+    discretized_verdicts: TeacherVerdicts | None = None
 
     def __len__(self) -> int:
         return len(self.source_ids)
@@ -56,12 +58,15 @@ class SampleBatch:
 
 def build_rows(set_fingerprint: str, batches: Sequence[SampleBatch],
                compress_level: int = PNG_COMPRESS_LEVEL) -> pa.Table:
-    """Rows for every item of `batches`: its clean row followed by its adversarial row (pairs stay adjacent)."""
+    """Rows for every item of `batches`: clean, then Q(x) if stored, then Q(x') (an item's rows stay adjacent)."""
     cols: dict[str, list] = {name: [] for name in ss.COLUMNS}
     for batch in batches:
         for i in range(len(batch)):
-            for kind, pixels, verdicts in ((ss.KIND_CLEAN, batch.clean, batch.clean_verdicts),
-                                           (ss.KIND_ADVERSARIAL, batch.adversarial, batch.adversarial_verdicts)):
+            kinds = [(ss.KIND_CLEAN, batch.clean, batch.clean_verdicts)]
+            if batch.discretized is not None:
+                kinds.append((ss.KIND_DISCRETIZED, batch.discretized, batch.discretized_verdicts))
+            kinds.append((ss.KIND_ADVERSARIAL, batch.adversarial, batch.adversarial_verdicts))
+            for kind, pixels, verdicts in kinds:
                 sid = ss.sample_id(set_fingerprint, batch.source_ids[i], kind)
                 cols[ss.COL_SAMPLE_ID].append(sid)
                 cols[ss.COL_SOURCE_ID].append(batch.source_ids[i])

@@ -132,7 +132,7 @@ def test_generate_run_through_ray_job_submission(generated_run, ray_cluster, api
     assert "sample set:" in run["log_tail"]
     assert run["progress"]["state"] == "succeeded" and run["progress"]["done_items"] == 3 * PER_CLASS
     s = generated_run["set"]
-    assert s["num_items"] == 3 * PER_CLASS and s["num_rows"] == 6 * PER_CLASS
+    assert s["num_items"] == 3 * PER_CLASS and s["num_rows"] == 9 * PER_CLASS  # x, Q(x), Q(x') per image
     assert s["lineage"]["run_id"] == RUN_ID and s["lineage"]["teacher"]["name"] == "tiny-clip-vit"
     assert s["lineage"]["source"]["uri"].endswith(generated_run["source"].name)
     assert (api_server["store"] / "runs" / RUN_ID / "run.json").exists()
@@ -165,8 +165,8 @@ def test_browser_sample_set_and_runs_pages(generated_run, api_server, tmp_path):
                            window.scrollTo(0, y); await new Promise(r => setTimeout(r, 30)); } window.scrollTo(0, 0); }""")
         page.wait_for_function("""() => [...document.querySelectorAll('#samples img')].every(i => i.complete)""")
         widths = page.eval_on_selector_all("#samples img", "imgs => imgs.map(i => i.naturalWidth)")
-        assert len(widths) == 200 and min(widths) > 0  # clean + Q(x') of each of the 100 tiles
-        assert page.locator("#samples .missing").count() == 100  # Q(x) is not stored: shown as such
+        assert len(widths) == 300 and min(widths) > 0  # clean | Q(x) | Q(x') of each of the 100 tiles
+        assert page.locator("#samples .missing").count() == 0
         page.screenshot(path=str(tmp_path / "sample-set.png"))
 
         page.locator("[data-action=next]").first.click()

@@ -26,11 +26,11 @@ def test_every_bad_input_is_converted_or_counted_with_its_reason(tiny_sample_set
     assert result.manifest.config.class_names == ["tench", "goldfish", "great white shark", "tabby cat"]
 
 
-def test_published_set_verifies_and_has_two_rows_per_decoded_image(tiny_sample_set):
+def test_published_set_verifies_and_has_three_rows_per_decoded_image(tiny_sample_set):
     _, result, _ = tiny_sample_set
     manifest = verify_sample_set(result.manifest_uri)  # checksums, row counts, unique sample_ids
     assert [s.index for s in manifest.shards] == list(range(5))
-    assert manifest.num_rows == 2 * manifest.statistics.clean
+    assert manifest.num_rows == 3 * manifest.statistics.clean  # x, Q(x), Q(x')
     assert manifest.config.teacher.checksum and manifest.config.discretizer.checksum
     assert manifest.code_version.libraries["torch"] and manifest.timings.stage_s.keys() >= {"read", "generate", "write"}
     assert manifest.source.num_items == 22 and manifest.source.format == "imagefolder"
@@ -48,15 +48,17 @@ def test_status_object_reports_progress_and_the_final_state(tiny_sample_set):
 def test_readers_select_training_rows_and_pair_images(tiny_sample_set):
     _, result, _ = tiny_sample_set
     stats = result.manifest.statistics
-    everything = open_sample_set(result.manifest_uri, accepted_only=False)
+    everything = open_sample_set(result.manifest_uri, kinds=ss.KINDS, accepted_only=False)
+    pairs = open_sample_set(result.manifest_uri, accepted_only=False)  # default: training kinds, x and Q(x')
     training = open_sample_set(result.manifest_uri)
     adversarial = open_sample_set(result.manifest_uri, kinds=(ss.KIND_ADVERSARIAL,))
-    assert len(everything) == 2 * stats.clean
+    assert len(everything) == 3 * stats.clean and len(pairs) == 2 * stats.clean
     assert len(training) == stats.clean + stats.accepted and len(adversarial) == stats.accepted
-    item = everything[1]
+    assert [everything[i]["kind"] for i in range(3)] == ["clean", "discretized", "adversarial"]
+    item = pairs[1]
     assert item["kind"] == "adversarial" and item["image"].shape == (3, 32, 32)
     assert item["teacher_logits"].shape == (4,) and 0 <= float(item["image"].min()) <= float(item["image"].max()) <= 1
-    assert item["source_id"] == everything[0]["source_id"]  # x and Q(x') sit side by side
+    assert item["source_id"] == pairs[0]["source_id"] == everything[1]["source_id"]  # an item's rows sit together
     assert all(adversarial[i]["accepted"] for i in range(len(adversarial)))
     rows = to_ray_dataset(result.manifest_uri, kinds=(ss.KIND_ADVERSARIAL,), accepted_only=False,
                           columns=[ss.COL_SAMPLE_ID]).take_all()
@@ -90,7 +92,7 @@ def test_killed_actor_loses_no_sample(ray_local, tiny_image_folder, tmp_path):
     ids = open_sample_set(result.manifest_uri, accepted_only=False).index[ss.COL_SOURCE_ID].to_pylist()
     assert sorted(set(ids)) == sorted(f"{c}/img_{i:03d}.jpg" for c in ("n01440764", "n01443537", "n02123045")
                                       for i in range(4))
-    assert manifest.num_rows == 24 and manifest.statistics.clean == 12
+    assert manifest.num_rows == 36 and manifest.statistics.clean == 12  # x, Q(x), Q(x') each
 
 
 def test_source_and_store_on_s3(ray_local, s3_server, tiny_image_folder):

@@ -29,15 +29,21 @@ def test_stored_logits_are_the_teachers_on_the_decoded_stored_images(models):
     sample, stats = generate_samples(teacher, q, batch, preset.attack, seed=batch_seed(0, 0, 0))
     rows = build_rows("fp", [sample]).to_pylist()
     labels = torch.tensor(batch.labels)
-    for kind, offset in (("clean", 0), ("adversarial", 1)):
-        pixels = np.stack([decode_png(r["image"]["bytes"]) for r in rows[offset::2]])      # (B, S, S, 3)
+    for kind, offset in (("clean", 0), ("discretized", 1), ("adversarial", 2)):  # rows: x, Q(x), Q(x') per item
+        mine = rows[offset::3]
+        assert {r["kind"] for r in mine} == {kind}
+        pixels = np.stack([decode_png(r["image"]["bytes"]) for r in mine])      # (B, S, S, 3)
         verdict = judge(teacher, torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 255, labels)
-        stored = np.stack([np.asarray(r["teacher_logits"], np.float16) for r in rows[offset::2]])
+        stored = np.stack([np.asarray(r["teacher_logits"], np.float16) for r in mine])
         np.testing.assert_array_equal(stored, verdict.logits.numpy().astype(np.float16), err_msg=kind)
-        assert [r["teacher_prediction"] for r in rows[offset::2]] == verdict.prediction.tolist()
-        if kind == "adversarial":
-            assert [r["accepted"] for r in rows[1::2]] == verdict.correct.tolist()
-    np.testing.assert_array_equal(np.stack([decode_png(r["image"]["bytes"]) for r in rows[0::2]]), batch.images)
+        assert [r["teacher_prediction"] for r in mine] == verdict.prediction.tolist()
+        if kind != "clean":
+            assert [r["accepted"] for r in mine] == verdict.correct.tolist()
+    np.testing.assert_array_equal(np.stack([decode_png(r["image"]["bytes"]) for r in rows[0::3]]), batch.images)
+    with torch.no_grad():  # the Q(x) rows hold the discretizer's output on the clean image, rounded to uint8
+        q_x = q(torch.from_numpy(batch.images).permute(0, 3, 1, 2).float() / 255)
+    np.testing.assert_array_equal(np.stack([decode_png(r["image"]["bytes"]) for r in rows[1::3]]),
+                                  q_x.clamp(0, 1).mul(255).round().byte().permute(0, 2, 3, 1).numpy())
     assert stats.items == 6 and stats.accepted + sum(stats.rejected.values()) == 6
     assert set(stats.stage_s) == {"generate", "judge"}
 
