@@ -121,3 +121,17 @@ def sha256_json(value: Any) -> str:
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def record_finished_run(store: Store, run_id: str, kind: str, entrypoint: list[str], config: dict[str, Any],
+                        sample_set_id: str | None = None, succeeded: bool = True, message: str = "") -> None:
+    """Write `run.json` + `status.json` for a run made outside the control plane (the demo, experiments),
+    so that `catalog rebuild` lists it with its metrics and results like any submitted run."""
+    from datetime import datetime, timezone
+
+    now = datetime.now(timezone.utc)
+    store.write_run_record(RunRecord(id=run_id, kind=kind, config=config, config_sha256=sha256_json(config),
+                                     entrypoint=entrypoint, output_uri=store.run_uri(run_id),
+                                     sample_set_id=sample_set_id, submitted_at=now))
+    store.write_run_status(run_id, RunStatusRecord(status="SUCCEEDED" if succeeded else "FAILED", message=message,
+                                                   finished_at=now, updated_at=now))
