@@ -7,7 +7,7 @@ PIP    := $(VENV)/bin/pip
 export HF_HUB_OFFLINE := 1
 
 .PHONY: help install system-deps lock test test-all demo bench bench-generator bench-trainer bench-trainer-gpu \
-        evaluate eval-table serve catalog-rebuild clean
+        evaluate eval-table serve catalog-rebuild experiment-pacs clean
 STORE ?= out/store
 
 help:  ## list the targets
@@ -62,3 +62,7 @@ catalog-rebuild:  ## rebuild the control plane's catalog from the store: make ca
 clean:  ## remove caches (keeps .venv)
 	rm -rf .pytest_cache build *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+PACS ?= ../shared/data/pacs
+experiment-pacs:  ## PACS end to end (teacher, Q, samples, ce/kd/dat/dad students, evaluation): make experiment-pacs PACS=<path>
+	$(PY) -m experiments.pacs --pacs $(PACS) --out out/pacs $(ARGS)

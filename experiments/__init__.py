@@ -1,0 +1,1 @@
+"""Experiments that drive the services end to end on real data (`make experiment-pacs PACS=...`)."""
