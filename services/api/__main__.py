@@ -14,12 +14,8 @@ from typing import Sequence
 
 from pydantic import ValidationError
 
+from services.cli_types import key_value
 
-def _key_value(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key, value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
                                          "(default: join the local Ray, or start one)")
     p.add_argument("--store", dest="store_uri", help="object store root: local folder or s3:// URL [DAD_STORE_URI] "
                                                      "(default: out/store)")
-    p.add_argument("--storage-option", action="append", type=_key_value, metavar="KEY=VALUE", dest="storage_options",
+    p.add_argument("--storage-option", action="append", type=key_value, metavar="KEY=VALUE", dest="storage_options",
                    help="fsspec option for an s3:// store, e.g. endpoint_url=http://127.0.0.1:9000 (repeatable) "
                         "[DAD_STORAGE_OPTIONS as JSON]; give credentials through the environment (AWS_*)")
     p.add_argument("--database", dest="database_url",

@@ -44,6 +44,7 @@ from datetime import datetime, timezone
 
 from dad_core import parse_overrides
 from dad_core.metrics import CI_METHODS
+from services.cli_types import key_value
 from services.evaluator.corruptions import CORRUPTIONS, CorruptionConfig, build_corrupted_folder
 from services.evaluator.harness import HarnessConfig, resolve_device
 from services.evaluator.models import ModelError, parse_model
@@ -55,12 +56,6 @@ from services.evaluator.tables import markdown_table
 from services.source.class_map import ClassMapError
 from services.storage import StorageError, atomic_write_bytes, check_writable, join, open_filesystem
 
-
-def _key_value(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key, value
 
 
 def _redacted(argv: list[str]) -> list[str]:
@@ -98,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--limit", type=int, help="at most N images per folder, a seeded sample (quick runs)")
     d.add_argument("--seed", type=int, default=0, help="seed of --limit's sample and of built corruptions")
     d.add_argument("--ci", choices=CI_METHODS, default="wilson", help="95%% interval method (default: wilson)")
-    d.add_argument("--storage-option", action="append", default=[], type=_key_value, metavar="KEY=VALUE",
+    d.add_argument("--storage-option", action="append", default=[], type=key_value, metavar="KEY=VALUE",
                    help="fsspec option for remote URLs, e.g. endpoint_url=http://127.0.0.1:9000 (repeatable)")
     c = p.add_argument_group("imagenet-c")
     c.add_argument("--build-c-from", metavar="URI", help="build the -C set from this ImageFolder (when the official "
@@ -124,7 +119,7 @@ def build_table_parser() -> argparse.ArgumentParser:
                                 description="Combine evaluation results into the paper's table layout.")
     p.add_argument("results", nargs="+", help="result JSON files, --out folders or results/ folders (any fsspec URL)")
     p.add_argument("--out", help="write the Markdown here (default: print it)")
-    p.add_argument("--storage-option", action="append", default=[], type=_key_value, metavar="KEY=VALUE")
+    p.add_argument("--storage-option", action="append", default=[], type=key_value, metavar="KEY=VALUE")
     return p
 
 

@@ -7,6 +7,7 @@ import os
 import sys
 from typing import Sequence
 
+from services.cli_types import key_value
 from services.generator.config import GeneratorConfig
 
 EPILOG = """\
@@ -28,12 +29,6 @@ Exit status: 0 done, 1 failed (message on stderr), 2 bad arguments.
 """
 
 
-def _key_value(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
-    return key, value
-
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -53,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--source-format", choices=("auto", "imagefolder", "parquet"), default="auto",
                     help="how to read --source (default: %(default)s)")
     io.add_argument("--limit", type=int, help="use only the first N images of the sorted listing")
-    io.add_argument("--storage-option", action="append", default=[], type=_key_value, metavar="KEY=VALUE",
+    io.add_argument("--storage-option", action="append", default=[], type=key_value, metavar="KEY=VALUE",
                     help="fsspec option for remote URLs, e.g. endpoint_url=http://127.0.0.1:9000 (repeatable)")
     model = p.add_argument_group("models and attack")
     model.add_argument("--preset", default="tiny", help="dad_core preset: tiny (test models, CPU) or paper "

@@ -14,12 +14,8 @@ import argparse
 import sys
 from typing import Sequence
 
+from services.cli_types import key_value
 
-def _key_value(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key, value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     rebuild = sub.add_parser("rebuild", help="empty the catalog and index everything in the store")
     rebuild.add_argument("--store", required=True, help="store root (local folder or s3:// URL)")
     rebuild.add_argument("--database", help="catalog URL (default: sqlite:///<store>/catalog.db)")
-    rebuild.add_argument("--storage-option", action="append", default=[], type=_key_value, metavar="KEY=VALUE")
+    rebuild.add_argument("--storage-option", action="append", default=[], type=key_value, metavar="KEY=VALUE")
     migrate = sub.add_parser("migrate", help="bring the catalog schema to the newest version")
     migrate.add_argument("--database", required=True)
     return p
