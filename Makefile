@@ -16,7 +16,6 @@ help:  ## list the targets
 install:  ## system packages (chromium for the UI tests), then .venv with the pinned dependencies and the project
 	scripts/install-system-deps.sh
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet -r requirements/lock.txt
 	$(PIP) install --quiet --no-deps -e .
 	$(PY) -m pip check
