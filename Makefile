@@ -7,8 +7,9 @@ PIP    := $(VENV)/bin/pip
 export HF_HUB_OFFLINE := 1
 
 .PHONY: help install system-deps lock test test-all demo bench bench-generator bench-trainer bench-trainer-gpu \
-        evaluate eval-table serve catalog-rebuild experiment-pacs clean
+        evaluate eval-table serve catalog-rebuild experiment-pacs image image-cpu deploy-check deploy-test clean
 STORE ?= out/store
+IMAGE ?= dad:0.1.0
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -57,6 +58,18 @@ serve:  ## control plane (REST API + web UI) on http://127.0.0.1:8000/ui/; needs
 
 catalog-rebuild:  ## rebuild the control plane's catalog from the store: make catalog-rebuild STORE=out/store [DATABASE=url]
 	$(PY) -m services.api.catalog rebuild --store $(STORE) $(if $(DATABASE),--database $(DATABASE))
+
+deploy-check:  ## validate deploy/ offline: Kubernetes + KubeRay schemas, compose spec, `ray up` config, commands, no credentials
+	$(PY) -m pytest tests/deploy/test_manifests.py tests/deploy/test_no_credentials.py -q
+
+deploy-test:  ## deploy/ end to end here: 2-node Ray + PostgreSQL + S3 server + API, generate -> train -> eval over REST (~3 min)
+	$(PY) -m pytest tests/deploy -q
+
+image:  ## build the image of the jobs and the API (CUDA base): make image IMAGE=registry.example.com/dad/dad:0.1.0
+	docker build -f deploy/Dockerfile -t $(IMAGE) .
+
+image-cpu:  ## the same image on a CPU base (ubuntu:24.04)
+	docker build -f deploy/Dockerfile --build-arg BASE_IMAGE=ubuntu:24.04 -t $(IMAGE)-cpu .
 
 clean:  ## remove caches (keeps .venv)
 	rm -rf .pytest_cache build *.egg-info
