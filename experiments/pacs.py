@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=12, help="student epochs (default: 12)")
     p.add_argument("--teacher-epochs", type=int, default=20, help="teacher epochs (default: 20)")
     p.add_argument("--vq-config", default="tiny-vq", help="taming config of Q (default: tiny-vq)")
-    p.add_argument("--vq-epochs", type=int, default=3, help="VQ epochs (default: 3)")
+    p.add_argument("--vq-epochs", type=int, default=15, help="VQ epochs (default: 15)")
     p.add_argument("--vq-limit", type=int, default=None, help="fit Q on at most N photo images (default: all)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-3, help="AdamW peak learning rate (default: 2e-3)")
