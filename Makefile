@@ -6,7 +6,7 @@ PIP    := $(VENV)/bin/pip
 # Tests never download: open_clip/timm/HF hub lookups fail fast instead of retrying for a minute.
 export HF_HUB_OFFLINE := 1
 
-.PHONY: help install system-deps lock test test-all demo bench bench-generator bench-trainer bench-trainer-gpu \
+.PHONY: help install system-deps lock test test-all demo bench bench-generator bench-generator-gpu bench-trainer bench-trainer-gpu \
         evaluate eval-table serve catalog-rebuild experiment-pacs image image-cpu deploy-check deploy-test clean
 STORE ?= out/store
 IMAGE ?= dad:0.1.0
@@ -39,6 +39,13 @@ demo:  ## the whole pipeline on a laptop: synthetic data -> generate -> train ->
 	$(PY) -m services.demo --out out/demo
 
 bench: bench-generator bench-trainer  ## every CPU benchmark
+
+BENCH_SOURCE ?= ../shared/data/pacs/photo
+bench-generator:  ## generator samples/s and its overhead over a bare in-process loop (tiny preset, CPU): make bench-generator BENCH_SOURCE=<ImageFolder>
+	$(PY) benchmarks/generator_overhead.py --source $(BENCH_SOURCE) --limit 512
+
+bench-generator-gpu:  ## the same with paper-size models (random weights) on a GPU machine
+	$(PY) benchmarks/generator_overhead.py --source $(BENCH_SOURCE) --limit 1024 --preset paper --set teacher.pretrained=null --batch-size 64
 
 bench-trainer:  ## step time of dad (stored / online logits) vs ce on one student and batch, as ratios (CPU, resnet18 at 64 px)
 	$(PY) benchmarks/trainer_step.py --student resnet18 --image-size 64 --batch-size 32 --steps 20 --warmup 5 --json benchmarks/results/trainer_step.json
