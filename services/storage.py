@@ -1,4 +1,5 @@
-"""fsspec storage at the edge: one way to open a URL, write a file atomically, and check an output early.
+"""fsspec storage at the edge: one way to open a URL, write a file atomically, check an output early, and say
+which setting to fix when a URL fails (`describe_storage_error`).
 
 Every service takes a URL (plain path, `file://`, `s3://`, ...) plus optional `storage_options` (fsspec
 keyword arguments such as `endpoint_url` for an S3-compatible server). Options apply to remote URLs only,
@@ -19,6 +20,52 @@ class StorageError(RuntimeError):
     """A URL that cannot be read or written; the message names the URL."""
 
 
+# The setting to fix, by what the object store said (botocore's exception, or S3's error code).
+_SET_CREDENTIALS = "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or an instance role)"
+_CHECK_ENDPOINT = "check AWS_ENDPOINT_URL_S3 or --storage-option endpoint_url"
+_REFUSED_CODES = ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied")
+
+
+def storage_errors() -> tuple[type[Exception], ...]:
+    """What a filesystem call raises for a wrong URL, endpoint or credentials: OSError (s3fs turns S3's refusals
+    into it) and botocore's own errors (no credentials, no connection), which s3fs passes on as they are."""
+    from botocore.exceptions import BotoCoreError, ClientError  # s3fs's dependency; imported only on failure
+
+    return (OSError, BotoCoreError, ClientError)
+
+
+def describe_storage_error(uri: str, exc: BaseException) -> str:
+    """`exc` on one line, followed by the setting to fix when its cause is a known one (credentials, endpoint,
+    refused keys, missing bucket). Walks `__cause__`/`__context__`: s3fs re-raises S3's answer as an OSError."""
+    text = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+    hint = next((h for e in _chain(exc) if (h := _hint(uri, e))), None)
+    return f"{text}; {hint}" if hint else text
+
+
+def _chain(exc: BaseException | None):
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def _hint(uri: str, e: BaseException) -> str | None:
+    from botocore import exceptions as boto
+
+    if isinstance(e, (boto.NoCredentialsError, boto.PartialCredentialsError)):
+        return _SET_CREDENTIALS
+    if isinstance(e, (boto.ConnectionError, boto.HTTPClientError)):  # refused, timed out, closed, TLS, proxy
+        return _CHECK_ENDPOINT
+    code = e.response.get("Error", {}).get("Code") if isinstance(e, boto.ClientError) else None
+    if code in _REFUSED_CODES:
+        return f"the store refused those keys ({code}): check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+    if code == "NoSuchBucket":
+        bucket = fsspec.core.split_protocol(uri)[1].split("/")[0]
+        return f"the bucket {bucket!r} does not exist: create it, or fix the URL"
+    return None
+
+
 def open_filesystem(uri: str, storage_options: Mapping[str, Any] | None = None) -> tuple[fsspec.AbstractFileSystem, str]:
     """(filesystem, path inside it) for a URL; `storage_options` are ignored for local paths."""
     protocol = fsspec.core.split_protocol(uri)[0] or "file"
@@ -26,7 +73,7 @@ def open_filesystem(uri: str, storage_options: Mapping[str, Any] | None = None) 
     try:
         fs, path = fsspec.core.url_to_fs(uri, **options)
     except (ImportError, ValueError, TypeError) as e:
-        raise StorageError(f"cannot open {uri!r}: {e}") from e
+        raise StorageError(f"cannot open {uri!r}: {describe_storage_error(uri, e)}") from e
     return fs, path.rstrip("/") or path
 
 
@@ -70,4 +117,5 @@ def check_writable(fs: fsspec.AbstractFileSystem, path: str) -> None:
         fs.pipe_file(probe, b"ok")
         fs.rm_file(probe)
     except Exception as e:  # noqa: BLE001 - any backend error means "not writable", reported with its cause
-        raise StorageError(f"output {to_uri(fs, path)!r} is not writable: {type(e).__name__}: {e}") from e
+        uri = to_uri(fs, path)
+        raise StorageError(f"output {uri!r} is not writable: {describe_storage_error(uri, e)}") from e

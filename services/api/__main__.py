@@ -4,6 +4,9 @@ Every flag has a DAD_* environment variable (flags win):
 
     DAD_AUTH_TOKEN=... python -m services.api --store out/store --ray-address http://127.0.0.1:8265
     python -m services.api --insecure-no-auth          # local experiments only: mutations need no token
+
+Before serving it opens the catalog database and lists the store root; if either fails it exits with status 2
+and a message naming the setting to fix (`services.api.startup`).
 """
 from __future__ import annotations
 
@@ -54,6 +57,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as e:
         for err in e.errors():
             print(f"error: {err['msg'].removeprefix('Value error, ')}", file=sys.stderr)
+        return 2
+    from services.api.startup import check_database, check_store
+
+    problem = check_database(settings.database_url) or check_store(settings.store_uri, settings.storage_options)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     import uvicorn
 

@@ -26,7 +26,7 @@ from torch import nn
 from dad_core import PixelSpaceClassifier, TeacherConfig, create_student, create_teacher, get_preset
 from dad_core.imagenet import imagenet1k_classnames, imagenet1k_wnids
 from services.source.class_map import parse_class_map
-from services.storage import StorageError, is_local, open_filesystem
+from services.storage import StorageError, describe_storage_error, is_local, open_filesystem, storage_errors
 
 # Keys a checkpoint's JSON sidecar may use (the trainer's export and hand-written ones alike).
 _ARCH_KEYS = ("arch", "model", "student", "model_name")
@@ -148,8 +148,8 @@ def _find_checkpoint(source: str, storage_options) -> tuple[str, dict[str, Any]]
             stem = posixpath.splitext(path)[0]
             sidecars = [path + ".json", stem + ".json"]  # model.pth -> model.json (the trainer's export)
         sidecar = next((_read_json(fs, p, source) for p in sidecars if fs.isfile(p)), {})
-    except (OSError, PermissionError) as e:
-        raise StorageError(f"cannot read --model {source!r}: {type(e).__name__}: {e}") from e
+    except storage_errors() as e:
+        raise StorageError(f"cannot read --model {source!r}: {describe_storage_error(source, e)}") from e
     return (path if is_local(fs) else fs.unstrip_protocol(path)), sidecar
 
 

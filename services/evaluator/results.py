@@ -24,7 +24,8 @@ from datetime import datetime, timezone
 from typing import Any, Mapping
 
 from services.evaluator.models import ModelSpec
-from services.storage import StorageError, atomic_write_bytes, join, open_filesystem, to_uri
+from services.storage import (StorageError, atomic_write_bytes, describe_storage_error, join, open_filesystem,
+                              storage_errors, to_uri)
 
 RESULT_FORMAT, RESULT_VERSION = "dad-evaluation", 1
 RESULTS_DIR, TABLE_NAME = "results", "results.md"
@@ -126,7 +127,7 @@ def list_results(uri: str, storage_options: Mapping[str, Any] | None = None) -> 
         if not fs.isdir(folder):
             raise ResultError(f"no results at {uri!r}")
         files = sorted(p for p in fs.find(folder, maxdepth=1) if p.endswith(".json"))
-    except OSError as e:
-        raise StorageError(f"cannot list results at {uri!r}: {e}") from e
+    except storage_errors() as e:
+        raise StorageError(f"cannot list results at {uri!r}: {describe_storage_error(uri, e)}") from e
     results = [read_result(to_uri(fs, p), storage_options) for p in files]
     return sorted(results, key=lambda r: r["created_at"])

@@ -25,7 +25,8 @@ examples:
 
 Re-running the same command resumes: committed shards are kept, the rest is generated, and the
 manifest (<out>/<set>/manifest.json) is written last. Live progress: <out>/<set>/_status.json.
-Exit status: 0 done, 1 failed (message on stderr), 2 bad arguments.
+Exit status: 0 done, 1 generation failed (re-run to resume), 2 bad input: arguments, preset, source, or an
+output that cannot be written (nothing was generated; a retry would fail the same way).
 """
 
 
@@ -116,6 +117,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     failures = (GenerationError, SourceError, StorageError, ClassMapError, ValueError)
     try:
         job = prepare_job(config)  # output, source and preset errors surface before Ray starts
+    except failures as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    try:
         connect_ray(args.ray_address, args.num_cpus)
         result = run_generation(config, job=job)
     except failures as e:

@@ -22,7 +22,7 @@ from torch.utils.data import Dataset
 from schemas import sample_store as ss
 from schemas.manifest import SampleSetManifest
 from services.sample_store.rows import decode_png
-from services.storage import StorageError, join, open_filesystem, to_uri
+from services.storage import StorageError, describe_storage_error, join, open_filesystem, storage_errors, to_uri
 
 _INDEX_COLUMNS = [ss.COL_SAMPLE_ID, ss.COL_SOURCE_ID, ss.COL_LABEL, ss.COL_KIND, ss.COL_ACCEPTED]
 
@@ -43,6 +43,9 @@ def load_manifest(uri: str, storage_options: Mapping[str, Any] | None = None) ->
     except FileNotFoundError:
         raise StorageError(f"no manifest at {to_uri(fs, path)!r}: the sample set is not published "
                            "(still generating, or failed; re-run the generator to finish it)") from None
+    except storage_errors() as e:
+        uri = to_uri(fs, path)
+        raise StorageError(f"cannot read the manifest {uri!r}: {describe_storage_error(uri, e)}") from e
     return SampleSetManifest.from_json(data, to_uri(fs, path))
 
 

@@ -11,7 +11,7 @@ import io
 import json
 from typing import Any, Mapping, Sequence
 
-from services.storage import StorageError, open_filesystem
+from services.storage import StorageError, describe_storage_error, open_filesystem, storage_errors
 
 ClassMap = dict[str, str] | list[str]
 
@@ -27,8 +27,8 @@ def load_class_map(uri: str, known_ids: Sequence[str], storage_options: Mapping[
     fs, path = open_filesystem(uri, storage_options)
     try:
         text = fs.cat_file(path).decode("utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
-        raise StorageError(f"cannot read class map {uri!r}: {e}") from e
+    except (*storage_errors(), UnicodeDecodeError) as e:
+        raise StorageError(f"cannot read class map {uri!r}: {describe_storage_error(uri, e)}") from e
     return parse_class_map(text, uri, known_ids)
 
 

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from schemas.manifest import ReasonCounts, SourceFingerprint
 from services.source.class_map import ClassMap, load_class_map, resolve_class_names
-from services.storage import StorageError, open_filesystem, to_uri
+from services.storage import StorageError, describe_storage_error, open_filesystem, storage_errors, to_uri
 
 # torchvision's ImageFolder extensions, plus GIF.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif")
@@ -73,8 +73,8 @@ def list_source(uri: str, source_format: str = "auto", class_map: str | None = N
             raise SourceError(f"source {uri!r} does not exist")
         is_file = fs.isfile(root)
         entries = {root: fs.info(root)} if is_file else fs.find(root, withdirs=True, detail=True)
-    except (OSError, PermissionError) as e:
-        raise StorageError(f"cannot list source {uri!r}: {type(e).__name__}: {e}") from e
+    except storage_errors() as e:
+        raise StorageError(f"cannot list source {uri!r}: {describe_storage_error(uri, e)}") from e
     if source_format == "auto":
         names = [p for p, info in entries.items() if info.get("type") != "directory"]
         has_images = any(p.lower().endswith(IMAGE_EXTENSIONS) for p in names)

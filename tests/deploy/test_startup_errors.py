@@ -1,9 +1,7 @@
 """Bad deployment input fails at start-up, with a message that names the setting to fix (issue #8):
 missing credentials, an unreachable object store or database. Each case runs the real command line, as a
 pod or a compose service would, with a made-up environment and closed ports on 127.0.0.1.
-
-The cases marked xfail are gaps in services/ that deploy/README.md ("Start-up checks") describes, each with
-the change it needs; they are strict, so the day a service names its setting the mark must go.
+deploy/README.md ("Start-up checks") lists what each case prints.
 """
 from __future__ import annotations
 
@@ -19,7 +17,6 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 CLOSED = "http://127.0.0.1:9"  # discard port: nothing listens there, connections are refused at once
 TOKEN = "startup-test-token-0123456789"
-GAP = "services/ does not name this setting yet: deploy/README.md, 'Start-up checks'"
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -60,7 +57,6 @@ def test_api_without_an_auth_token_stops_naming_DAD_AUTH_TOKEN(tmp_path):
     assert rc == 2 and "DAD_AUTH_TOKEN" in out
 
 
-@pytest.mark.xfail(strict=True, reason=GAP)
 def test_api_with_an_unreachable_database_stops_naming_DAD_DATABASE_URL(tmp_path):
     password = "pg-password-never-printed"
     started = time.monotonic()
@@ -71,7 +67,6 @@ def test_api_with_an_unreachable_database_stops_naming_DAD_DATABASE_URL(tmp_path
     assert time.monotonic() - started < 12
 
 
-@pytest.mark.xfail(strict=True, reason=GAP)
 def test_api_with_an_unreachable_object_store_stops_naming_the_endpoint_setting(tmp_path):
     rc, out = _api(tmp_path, DAD_AUTH_TOKEN=TOKEN, DAD_STORE_URI="s3://dad/store", AWS_ENDPOINT_URL_S3=CLOSED,
                    DAD_DATABASE_URL=f"sqlite:///{tmp_path}/catalog.db", **S3_KEYS)
@@ -79,7 +74,6 @@ def test_api_with_an_unreachable_object_store_stops_naming_the_endpoint_setting(
     assert "DAD_STORE_URI" in out and ("AWS_ENDPOINT_URL_S3" in out or "endpoint_url" in out), out[-2000:]
 
 
-@pytest.mark.xfail(strict=True, reason=GAP)
 def test_api_without_s3_credentials_stops_naming_them(tmp_path):
     rc, out = _api(tmp_path, DAD_AUTH_TOKEN=TOKEN, DAD_STORE_URI="s3://dad/store", AWS_ENDPOINT_URL_S3=CLOSED,
                    DAD_DATABASE_URL=f"sqlite:///{tmp_path}/catalog.db")
@@ -106,13 +100,11 @@ def test_a_job_whose_object_store_is_unreachable_stops_at_start_naming_its_outpu
     assert rc not in (0, None) and "s3://dad/store/sample-sets" in out and "not writable" in out
 
 
-@pytest.mark.xfail(strict=True, reason=GAP)
 def test_a_job_whose_object_store_is_unreachable_names_the_endpoint_setting(tmp_path):
     rc, out = _run(_job_args("generator", tmp_path), _env(AWS_ENDPOINT_URL_S3=CLOSED, **S3_KEYS), tmp_path, 120)
     assert rc == 2 and ("AWS_ENDPOINT_URL_S3" in out or "--storage-option endpoint_url" in out), out[-2000:]
 
 
-@pytest.mark.xfail(strict=True, reason=GAP)
 @pytest.mark.parametrize("job", ["generator", "trainer", "evaluator"])
 def test_a_job_without_s3_credentials_stops_at_start_naming_them(job, tmp_path):
     rc, out = _run(_job_args(job, tmp_path), _env(AWS_ENDPOINT_URL_S3=CLOSED), tmp_path, 120)

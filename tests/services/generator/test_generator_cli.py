@@ -30,15 +30,15 @@ def test_help_explains_every_option(capsys):
     assert "ray job submit" in text and "manifest" in text
 
 
-def test_unwritable_output_exits_1_naming_the_uri(tiny_image_folder, tmp_path, capsys):
+def test_unwritable_output_exits_2_naming_the_uri(tiny_image_folder, tmp_path, capsys):
     (tmp_path / "file").write_text("x")
     out = str(tmp_path / "file" / "store")
-    assert main(["--source", str(tiny_image_folder), "--out", out, "--no-progress"]) == 1
+    assert main(["--source", str(tiny_image_folder), "--out", out, "--no-progress"]) == 2
     assert out in capsys.readouterr().err
 
 
-def test_unknown_preset_field_exits_1_naming_it(tiny_image_folder, tmp_path, capsys):
-    assert main(["--source", str(tiny_image_folder), "--out", str(tmp_path), "--set", "attack.stepz=2"]) == 1
+def test_unknown_preset_field_exits_2_naming_it(tiny_image_folder, tmp_path, capsys):
+    assert main(["--source", str(tiny_image_folder), "--out", str(tmp_path), "--set", "attack.stepz=2"]) == 2
     assert "stepz" in capsys.readouterr().err
 
 
@@ -125,9 +125,9 @@ def test_same_command_runs_under_ray_job_submit(tmp_path, tiny_image_folder):
         head.wait(timeout=60)
 
 
-def test_source_without_a_readable_image_exits_1_before_starting_ray(tmp_path, capsys):
+def test_source_without_a_readable_image_exits_2_before_starting_ray(tmp_path, capsys):
     (tmp_path / "src" / "cls").mkdir(parents=True)
     (tmp_path / "src" / "cls" / "a.jpg").write_bytes(b"garbage")
-    assert main(["--source", str(tmp_path / "src"), "--out", str(tmp_path / "out"), "--no-progress"]) == 1
+    assert main(["--source", str(tmp_path / "src"), "--out", str(tmp_path / "out"), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "no readable image" in err and str(tmp_path / "src") in err
