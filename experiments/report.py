@@ -74,7 +74,7 @@ def bar_chart(summary: dict, domains: tuple[str, ...], path: Path) -> None:
 
 def sample_grid(manifest_uri: str, path: Path, n: int = 8, scale: int = 2) -> None:
     """Rows of clean | Q(x) | Q(x') with the teacher's label on each (green: accepted)."""
-    ds = open_sample_set(manifest_uri, accepted_only=False)
+    ds = open_sample_set(manifest_uri, kinds=ss.KINDS, accepted_only=False)
     names = ds.class_names
     by_source: dict[str, dict[str, dict]] = {}
     kinds = ds.index.column(ss.COL_KIND).to_pylist()
@@ -136,5 +136,7 @@ def write_report(out: Path, runs: dict[str, tuple[str, int]], domains: tuple[str
              "VQ reconstruction PSNR (dB) on val splits: "
              + ", ".join(f"{k} {v:.2f}" for k, v in vq["psnr_db"].items()), "", "Wall time per stage (s):", ""]
     lines += [f"- {k}: {v}" for k, v in timings.items()]
+    stages = sum(v for k, v in timings.items() if not k.startswith("total"))
+    lines += [f"- sum of stages: {stages:.0f} s ({stages / 60:.1f} min)"]
     lines += ["", "![results](results_bar.png)", "", "![samples](samples_grid.png)", ""]
     (out / "report.md").write_text("\n".join(lines))
