@@ -77,6 +77,13 @@ def open_filesystem(uri: str, storage_options: Mapping[str, Any] | None = None) 
     return fs, path.rstrip("/") or path
 
 
+def absolute_uri(uri: str | None) -> str | None:
+    """A plain relative path made absolute (Ray workers run in another directory); URLs are left alone."""
+    if uri is None or fsspec.core.split_protocol(uri)[0] not in (None, "file", "local"):
+        return uri
+    return "file://" + os.path.abspath(uri.removeprefix("file://")) if uri.startswith("file://") else os.path.abspath(uri)
+
+
 def is_local(fs: fsspec.AbstractFileSystem) -> bool:
     return isinstance(fs, LocalFileSystem)
 

@@ -35,6 +35,7 @@ import sys
 
 from dad_core import get_preset, list_presets, parse_overrides
 from dad_core.losses import list_objectives
+from services.storage import absolute_uri
 from services.trainer.config import OPTIMIZERS, TEACHER_LOGITS, TrainConfig
 
 
@@ -136,9 +137,12 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     _pairs(overrides, "--set")
     student = args.student or get_preset(args.preset, parse_overrides(overrides)).student
     return TrainConfig(
-        source=args.source, out=args.out, samples=args.samples, student=student, objective=args.objective,
+        # Relative paths are made absolute here: the workers run in Ray's own working directory.
+        source=absolute_uri(args.source), out=absolute_uri(args.out), samples=absolute_uri(args.samples),
+        student=student, objective=args.objective,
         teacher_logits=args.teacher_logits, preset=args.preset, overrides=tuple(overrides),
-        class_map=args.class_map, source_format=args.source_format, val=args.val, val_fraction=args.val_fraction,
+        class_map=absolute_uri(args.class_map), source_format=args.source_format, val=absolute_uri(args.val),
+        val_fraction=args.val_fraction,
         epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
         momentum=args.momentum, weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs,
         min_lr=args.min_lr, randaugment=args.randaugment, mixup=args.mixup, hflip=args.hflip,

@@ -7,7 +7,7 @@ from botocore.exceptions import (ClientError, ConnectTimeoutError, EndpointConne
 from fsspec.implementations.memory import MemoryFileSystem
 from s3fs.errors import translate_boto_error
 
-from services.storage import StorageError, check_writable, describe_storage_error
+from services.storage import StorageError, absolute_uri, check_writable, describe_storage_error
 
 URI = "s3://dad/store"
 
@@ -72,3 +72,11 @@ def test_check_writable_names_the_output_and_the_setting():
         check_writable(NoCredentials(), "/out")
     assert "'memory:///out' is not writable: NoCredentialsError" in str(e.value)
     assert "AWS_ACCESS_KEY_ID" in str(e.value)
+
+
+def test_relative_paths_become_absolute_and_urls_stay(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert absolute_uri("out/store") == str(tmp_path / "out" / "store")
+    assert absolute_uri("file://rel/x") == f"file://{tmp_path / 'rel' / 'x'}"
+    assert absolute_uri("s3://bucket/key") == "s3://bucket/key" and absolute_uri(None) is None
+    assert absolute_uri("/abs/path") == "/abs/path"

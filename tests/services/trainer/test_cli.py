@@ -38,3 +38,16 @@ def test_two_ray_train_workers_train_checkpoint_and_export(sample_set, tmp_path,
     assert main(args) == 0
     assert "nothing to train" in capsys.readouterr().out
     assert [r["epoch"] for r in read_metrics(str(out)) if r["type"] == "epoch"] == [0]
+
+
+def test_relative_paths_are_resolved_before_the_workers_see_them(tmp_path, monkeypatch):
+    # Ray Train workers run in Ray's own working directory: a relative --samples used to point nowhere.
+    from services.trainer.cli import build_parser, config_from_args
+
+    monkeypatch.chdir(tmp_path)
+    args = build_parser().parse_args(["--source", "data/train", "--samples", "store/set/manifest.json",
+                                      "--out", "runs/r1", "--val", "data/val", "--preset", "tiny"])
+    cfg = config_from_args(args)
+    assert (cfg.source, cfg.samples, cfg.out, cfg.val) == (
+        str(tmp_path / "data/train"), str(tmp_path / "store/set/manifest.json"), str(tmp_path / "runs/r1"),
+        str(tmp_path / "data/val"))
