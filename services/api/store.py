@@ -71,7 +71,7 @@ class Store:
 
     def _ids_with(self, folder: str, file_name: str) -> list[str]:
         pattern = join(self.root, folder, "*", file_name)
-        self.fs.invalidate_cache(join(self.root, folder))  # s3fs caches listings: jobs publish behind our back
+        self.fs.invalidate_cache()  # s3fs caches listings (children too): jobs publish behind our back
         try:
             found = self.fs.glob(pattern)
         except FileNotFoundError:
