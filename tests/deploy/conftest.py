@@ -22,12 +22,12 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import yaml
+from process_helpers import pids_mentioning, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -61,21 +61,6 @@ def launcher_file() -> dict[str, Any]:
 
 
 # -- processes -------------------------------------------------------------------------------------------------
-def wait_for(fn: Callable[[], Any], timeout_s: float, what: str, interval_s: float = 0.5):
-    """Poll `fn` until it returns something truthy; TimeoutError naming `what` (and the last answer) otherwise."""
-    deadline = time.monotonic() + timeout_s
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = fn()
-            if last:
-                return last
-        except Exception as e:  # noqa: BLE001 - keep polling until the deadline
-            last = e
-        time.sleep(interval_s)
-    raise TimeoutError(f"{what} after {timeout_s:.0f} s (last: {last!r})")
-
-
 def _stop_process_group(proc: subprocess.Popen, timeout_s: float = 30.0) -> None:
     """SIGTERM the process group we started (start_new_session=True), SIGKILL it if it lingers."""
     if proc.poll() is None:
@@ -91,18 +76,6 @@ def _stop_process_group(proc: subprocess.Popen, timeout_s: float = 30.0) -> None
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-
-
-def _cmdlines_mentioning(marker: str) -> list[int]:
-    pids = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if marker.encode() in f.read():
-                    pids.append(int(pid))
-        except OSError:
-            pass
-    return pids
 
 
 def postgres_binaries() -> Path | None:
@@ -252,7 +225,7 @@ def ray_nodes(s3_process) -> dict[str, Any]:
             _stop_process_group(worker, 15)
         head_dir = head.temp_dir
         head.stop(timeout_s=10)  # the head's jobs, then its processes (SIGKILL after 10 s of draining)
-        for pid in _cmdlines_mentioning(worker_dir):  # anything of the worker's that outlived the drain
+        for pid in pids_mentioning(worker_dir):  # anything of the worker's that outlived the drain
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -260,7 +233,7 @@ def ray_nodes(s3_process) -> dict[str, Any]:
         if worker_log is not None:
             worker_log.close()
         shutil.rmtree(worker_dir, ignore_errors=True)
-        assert not _cmdlines_mentioning(worker_dir) and not (head_dir and _cmdlines_mentioning(head_dir))
+        assert not pids_mentioning(worker_dir) and not (head_dir and pids_mentioning(head_dir))
 
 
 def _alive_nodes(address: str, token: str) -> int:

@@ -14,11 +14,11 @@ import secrets
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
+from process_helpers import pids_mentioning, wait_for
 
 REPO = Path(__file__).resolve().parents[3]
 CHROMIUM = "/usr/bin/chromium"
@@ -27,20 +27,6 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 API_TOKEN = "e2e-api-token-" + secrets.token_hex(8)
 RUN_ID = "tiny-gen-1"
 PER_CLASS = 40  # 3 classes x 40 = 120 items: two pages of 100 in the browser
-
-
-def _wait_for(fn, timeout_s: float, what: str, interval_s: float = 0.5):
-    deadline = time.monotonic() + timeout_s
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = fn()
-            if last:
-                return last
-        except Exception as e:  # noqa: BLE001 - keep polling until the deadline
-            last = e
-        time.sleep(interval_s)
-    raise TimeoutError(f"{what} after {timeout_s:.0f} s (last: {last!r})")
 
 
 @pytest.fixture(scope="module")
@@ -62,15 +48,7 @@ def ray_cluster():
         yield {"address": address, "token": ray.token, "jobs": jobs}
     finally:
         ray.stop()
-        assert not any(ray.temp_dir.encode() in _cmdline(pid) for pid in os.listdir("/proc") if pid.isdigit())
-
-
-def _cmdline(pid: str) -> bytes:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read()
-    except OSError:
-        return b""
+        assert not pids_mentioning(ray.temp_dir)
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +70,7 @@ def api_server(ray_cluster, tmp_path_factory):
                             env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_for(lambda: httpx.get(f"{url}/health").status_code == 200, 60, "the API server did not start")
+        wait_for(lambda: httpx.get(f"{url}/health").status_code == 200, 60, "the API server did not start")
         yield {"url": url, "store": store, "log": log_path}
     finally:
         proc.terminate()
@@ -114,9 +92,9 @@ def generated_run(api_server, ray_cluster, make_image_folder, tmp_path_factory):
     url = api_server["url"]
     first = httpx.post(f"{url}/runs", json=body, headers=headers, timeout=30)
     retry = httpx.post(f"{url}/runs", json=body, headers=headers, timeout=30)
-    run = _wait_for(lambda: (lambda r: r if r["status"] in ("SUCCEEDED", "FAILED", "STOPPED") else None)(
+    run = wait_for(lambda: (lambda r: r if r["status"] in ("SUCCEEDED", "FAILED", "STOPPED") else None)(
         httpx.get(f"{url}/runs/{RUN_ID}", timeout=30).json()), 240, "the generate run did not finish", 1.0)
-    sample_set = _wait_for(lambda: (lambda r: r.json() if r.status_code == 200 else None)(
+    sample_set = wait_for(lambda: (lambda r: r.json() if r.status_code == 200 else None)(
         httpx.get(f"{url}/sample-sets/{RUN_ID}", timeout=30)), 60, "the sample set was not indexed")
     return {"first": first, "retry": retry, "run": run, "set": sample_set, "source": source}
 

@@ -2,31 +2,12 @@
 private Ray of its own, runs jobs on it with its own interpreter, and stops exactly that Ray at shutdown."""
 from __future__ import annotations
 
-import os
 import sys
-import time
 from pathlib import Path
+from process_helpers import pids_mentioning, wait_for
 
 REPO = Path(__file__).resolve().parents[3]
 API_TOKEN = "local-ray-api-token-0123456789"
-
-
-def _wait_for(fn, timeout_s: float, what: str, interval_s: float = 1.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(interval_s)
-    raise TimeoutError(f"{what} after {timeout_s:.0f} s (last: {last!r})")
-
-
-def _cmdline(pid: str) -> bytes:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read()
-    except OSError:
-        return b""
 
 
 def test_without_an_address_the_server_starts_its_own_ray_and_reports_a_failed_job(tmp_path, monkeypatch):
@@ -46,9 +27,9 @@ def test_without_an_address_the_server_starts_its_own_ray_and_reports_a_failed_j
         assert local is not None and client.app.state.job_python == sys.executable
         body = {"id": "bad-source", "kind": "generate", "config": {"source": str(tmp_path / "missing"), "preset": "tiny"}}
         assert client.post("/runs", json=body, headers=headers).status_code == 201
-        run = _wait_for(lambda: (lambda r: r if r["status"] in ("SUCCEEDED", "FAILED") else None)(
+        run = wait_for(lambda: (lambda r: r if r["status"] in ("SUCCEEDED", "FAILED") else None)(
             client.get("/runs/bad-source").json()), 120, "the job did not end")
         assert run["status"] == "FAILED"
         assert "error:" in run["log_tail"] and "missing" in run["log_tail"]
         temp_dir = local.temp_dir
-    assert not any(temp_dir.encode() in _cmdline(pid) for pid in os.listdir("/proc") if pid.isdigit())
+    assert not pids_mentioning(temp_dir)

@@ -1,8 +1,6 @@
 """The harness: class protocols applied to real logits, skipped images counted, Ray sharding = in-process."""
 from pathlib import Path
 
-import numpy as np
-import pytest
 import torch
 from PIL import Image
 from torch import nn

@@ -1,5 +1,4 @@
 """--model: trainer exports, bare checkpoints and teachers resolve to a spec; bad ones fail naming them."""
-import json
 
 import pytest
 import torch

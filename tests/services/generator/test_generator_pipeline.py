@@ -3,13 +3,12 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from schemas import sample_store as ss
 from services.generator import GeneratorConfig, run_generation
 from services.generator.pipeline import GenerationError, prepare_job
-from services.sample_store import load_manifest, open_sample_set, to_ray_dataset, verify_sample_set
+from services.sample_store import open_sample_set, to_ray_dataset, verify_sample_set
 from services.source import SourceError
 from services.storage import StorageError
 

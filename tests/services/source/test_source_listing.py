@@ -1,5 +1,4 @@
 """Listing sources: stable order and ids, class names, skips with reasons, Parquet, S3."""
-import io
 import json
 import os
 import shutil
