@@ -2,7 +2,6 @@
 VQ reconstruction PSNR and wall time per stage; plus run records so the control plane catalogs every run."""
 from __future__ import annotations
 
-import io
 import json
 import statistics
 from pathlib import Path
@@ -36,7 +35,7 @@ def results_table(store: Path, runs: dict[str, tuple[str, int]], domains: tuple[
     teacher = _top1(store, "pacs-teacher")
     shifted = [d for d in domains if d != "photo"]
     head = "| model | seeds | " + " | ".join(domains) + " | shift avg |\n|---|---|" + "---|" * (len(domains) + 1) + "\n"
-    rows = [f"| teacher (all domains) | 1 | " + " | ".join(f"{teacher.get(d, float('nan')):.1f}" for d in domains)
+    rows = ["| teacher (all domains) | 1 | " + " | ".join(f"{teacher.get(d, float('nan')):.1f}" for d in domains)
             + f" | {np.mean([teacher.get(d, np.nan) for d in shifted]):.1f} |"]
     summary = {"teacher": teacher}
     for objective, per_domain in by_objective.items():

@@ -1,7 +1,7 @@
 """`create_teacher`: the one constructor for teachers, keyed by names users know (open_clip, timm)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch

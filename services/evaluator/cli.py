@@ -48,7 +48,7 @@ from services.cli_types import key_value
 from services.evaluator.corruptions import CORRUPTIONS, CorruptionConfig, build_corrupted_folder
 from services.evaluator.harness import HarnessConfig, resolve_device
 from services.evaluator.models import ModelError, parse_model
-from services.evaluator.results import (RESULTS_DIR, TABLE_NAME, ResultError, list_results, make_result,
+from services.evaluator.results import (TABLE_NAME, ResultError, list_results, make_result,
                                         write_result)
 from services.evaluator.runner import EvalOptions, evaluate
 from services.evaluator.suites import SuiteError, SuiteRequest, parse_suites
