@@ -87,10 +87,13 @@ Suite = Annotated[str, StringConstraints(max_length=2048), AfterValidator(_check
                   WithJsonSchema({"type": "string", "maxLength": 2048, "pattern": SUITE_PATTERN})]
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$")]
 OverrideKey = Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)+$")]
-OverrideValue = Union[bool, int, float, Annotated[str, StringConstraints(max_length=1024), AfterValidator(_check_plain),
+OverrideValue = Union[bool, Annotated[int, Field(ge=-2**63, le=2**63 - 1)], Annotated[float, Field(allow_inf_nan=False)],
+                      Annotated[str, StringConstraints(max_length=1024), AfterValidator(_check_plain),
                                                   WithJsonSchema({"type": "string", "maxLength": 1024,
                                                                   "pattern": rf"^{_TEXT}*$"})], None]
-PositiveInt = Annotated[int, Field(ge=1)]
+# Every integer is bounded (what a job can use, and what SQLite's 64-bit INTEGER holds), every float finite.
+MAX_INT = 2**31 - 1
+PositiveInt = Annotated[int, Field(ge=1, le=MAX_INT)]
 Cpus = Annotated[float, Field(gt=0, le=1024)]
 Gpus = Annotated[float, Field(ge=0, le=64)]
 
@@ -144,7 +147,7 @@ class TrainRunConfig(_RunConfig):
     weight_decay: Annotated[float, Field(ge=0, le=10)] | None = None
     warmup_epochs: Annotated[float, Field(ge=0, le=1000)] = 5.0
     bf16: bool = False
-    seed: Annotated[int, Field(ge=0)] = 0
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0
     workers: PositiveInt = 1
     cpus_per_worker: Cpus = 1.0
     gpus_per_worker: Gpus = 0.0

@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from services.api.catalog.db import create_catalog_engine, migrate, session_factory
+from services.api.http_errors import add_http_error_handlers
 from services.api.images import ShardImageReader
 from services.api.launcher import JobConflict, Launcher, RayJobLauncher, RayUnavailable
 from services.api.local_ray import DEFAULT_JOB_SERVER, LocalRay, job_server_answers
@@ -94,6 +95,8 @@ def _connect_launcher(state, settings: Settings, launcher: Launcher | None) -> N
 
 
 def _add_error_handlers(app: FastAPI) -> None:
+    add_http_error_handlers(app)
+
     @app.exception_handler(ConfigError)
     async def _config_error(_: Request, e: ConfigError):
         return JSONResponse(status_code=422, content={"detail": [{"loc": list(e.loc), "msg": str(e),

@@ -4,11 +4,15 @@ from __future__ import annotations
 import hmac
 from typing import Annotated, Iterator
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from services.api.run_control import RunContext
+
+# Integers reach SQLite, whose INTEGER is 64-bit: bound them well below, so no value can overflow (a 500).
+MAX_QUERY_INT = 2**31 - 1
+Offset = Annotated[int, Query(ge=0, le=MAX_QUERY_INT, description="rows to skip")]
 
 _bearer = HTTPBearer(auto_error=False, description="DAD_AUTH_TOKEN of the server")
 

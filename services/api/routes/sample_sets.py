@@ -7,7 +7,7 @@ from fastapi import APIRouter, HTTPException, Query
 
 from schemas.api import SampleSetDetail, SampleSetsPublic, SamplesPublic, is_valid_id
 from services.api.catalog import crud
-from services.api.deps import SessionDep
+from services.api.deps import MAX_QUERY_INT, Offset, SessionDep
 from services.api.sample_views import sample_set_detail, sample_set_public, samples_page
 
 router = APIRouter(prefix="/sample-sets", tags=["sample sets"])
@@ -21,7 +21,7 @@ def _get(session, set_id: str):
 
 
 @router.get("", response_model=SampleSetsPublic)
-def list_sample_sets(session: SessionDep, offset: Annotated[int, Query(ge=0)] = 0,
+def list_sample_sets(session: SessionDep, offset: Offset = 0,
                      limit: Annotated[int, Query(ge=1, le=500)] = 50) -> SampleSetsPublic:
     """Published sample sets in the catalog, newest first."""
     sets, count = crud.list_sample_sets(session, offset, limit)
@@ -36,12 +36,12 @@ def get_sample_set(session: SessionDep, set_id: str) -> SampleSetDetail:
 
 @router.get("/{set_id}/samples", response_model=SamplesPublic, responses={404: {}})
 def list_samples(session: SessionDep, set_id: str,
-                 label: Annotated[int | None, Query(ge=0, alias="class", description="class index")] = None,
+                 label: Annotated[int | None, Query(ge=0, le=MAX_QUERY_INT, alias="class", description="class index")] = None,
                  kind: Literal["clean", "discretized", "adversarial"] | None = None,
                  accepted: bool | None = None,
                  min_confidence: Annotated[float | None, Query(ge=0, le=1, description="teacher confidence >=")] = None,
                  max_confidence: Annotated[float | None, Query(ge=0, le=1, description="teacher confidence <=")] = None,
-                 offset: Annotated[int, Query(ge=0)] = 0,
+                 offset: Offset = 0,
                  limit: Annotated[int, Query(ge=1, le=500)] = 100) -> SamplesPublic:
     """Rows of the set in stored order; each carries its pair (clean <-> adversarial) and image URLs."""
     s = _get(session, set_id)
