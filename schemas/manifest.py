@@ -58,7 +58,7 @@ class Statistics(_Model):
     accepted: int = 0            # adversarial rows the teacher still classifies correctly (Eq. 9)
     rejected: ReasonCounts = Field(default_factory=ReasonCounts)   # adversarial rows that fail the test
     errored: ReasonCounts = Field(default_factory=ReasonCounts)    # items that gave no rows, by reason
-    skipped: ReasonCounts = Field(default_factory=ReasonCounts)    # seen while listing, never read (non-images, empty classes)
+    skipped: ReasonCounts = Field(default_factory=ReasonCounts)    # seen while listing, never read (non-images, non-UTF-8 names)
     teacher_clean_correct: int = 0  # clean rows the teacher classifies correctly
 
     @property

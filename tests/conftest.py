@@ -111,7 +111,7 @@ def messy_image_folder(tmp_path_factory, make_image_folder) -> Path:
 
     Converted (5): CMYK, L, I;16, P, RGBA. Errored (5): corrupt, truncated, empty_file, too_large (with
     max_pixels=MESSY_MAX_PIXELS), unreadable (a dangling symlink). Skipped while listing: a text file and
-    an empty class folder.
+    a file whose name is not UTF-8.
     """
     from PIL import Image
 
@@ -131,7 +131,9 @@ def messy_image_folder(tmp_path_factory, make_image_folder) -> Path:
     write_image(root / tabby / "huge.png", 6, size=(300, 300))
     os.symlink(root / "does-not-exist.jpg", root / tabby / "dangling.jpg")
     (root / tench / "notes.txt").write_text("not an image")
-    (root / "n01484850").mkdir()  # an empty class
+    with open(os.fsencode(root / tench) + b"/caf\xe9.jpg", "wb") as f:  # a Latin-1 name: not UTF-8
+        f.write(write_image(root / tench / "latin1.jpg", 7).read_bytes())
+    (root / tench / "latin1.jpg").unlink()
     return root
 
 
