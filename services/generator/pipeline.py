@@ -33,7 +33,7 @@ from services.generator.batches import BatchStats
 from services.generator.tasks import ReadReport, num_batches, read_shard, warm_up_worker, write_shard
 from services.sample_store.publishing import build_manifest
 from services.sample_store.writer import SampleSetStore
-from services.source.listing import SourceError, SourceListing, list_source
+from services.source.listing import SourceError, SourceListing, escaped_path, list_source
 from services.source.reading import ReadSpec, read_items
 from services.storage import check_writable, join, open_filesystem
 
@@ -278,9 +278,12 @@ class _Scheduler:
             raise
         finally:
             self._stop_actors()
-        removed = store.remove_unreferenced(manifest)
-        if removed:
-            log.info("removed %d unreferenced shard file(s) of earlier attempts", removed)
+        cleanup = store.remove_unreferenced(manifest)
+        if cleanup.removed:
+            log.info("removed %d leftover file(s) of earlier attempts", len(cleanup.removed))
+        if cleanup.foreign:
+            log.warning("left %d file(s) in %s that the generator did not write (not deleted): %s",
+                        len(cleanup.foreign), store.uri, [escaped_path(f) for f in cleanup.foreign[:10]])
         t_done = time.monotonic()
         status = self.reporter.close("succeeded", manifest_uri=uri)
         return GenerationResult(manifest, uri, store.uri, resumed_shards=len(committed), status=status,
