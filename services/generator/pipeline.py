@@ -208,7 +208,7 @@ class _Scheduler:
         self.run_id = uuid.uuid4().hex[:12]
         self.n_actors, self.gpa, self.cpa, self.threads, self.prefetch = _resources(self.cfg)
         self.spec = ReadSpec.for_listing(job.listing, job.preset.image_size, self.cfg.max_pixels,
-                                         self.cfg.storage_options)
+                                         self.cfg.storage_options, self.cfg.large_pixels)
         self.read_fn = ray.remote(read_shard)
         self.read_options = dict(num_cpus=self.cfg.read_cpus, max_retries=3, retry_exceptions=True)
         self.write_fn = ray.remote(write_shard).options(num_cpus=self.cfg.write_cpus, max_retries=3,
@@ -395,7 +395,8 @@ class _Scheduler:
         return None
 
     def _submit_write(self, shard: _Shard):
-        stats = Statistics(seen=shard.report.seen, errored=shard.report.errored, converted=shard.report.converted)
+        stats = Statistics(seen=shard.report.seen, errored=shard.report.errored, converted=shard.report.converted,
+                           large=shard.report.large)
         stage_s = {"read": shard.report.read_s, "generate": 0.0, "judge": 0.0}
         for bs in shard.stats.values():
             stats.clean += bs.items

@@ -20,6 +20,8 @@ def test_every_bad_input_is_converted_or_counted_with_its_reason(tiny_sample_set
     assert stats.errored.reasons == {"corrupt": 1, "truncated": 1, "empty_file": 1, "too_large": 1, "unreadable": 1}
     assert stats.errored.examples["corrupt"] == ["n01440764/corrupt.jpg"]
     assert stats.converted.reasons == {"CMYK": 1, "L": 1, "I;16": 1, "P": 1, "RGBA": 1}
+    assert stats.large.reasons == {"over_10000_pixels": 1} and stats.large.examples == {
+        "over_10000_pixels": ["n01443537/gray.png"]}  # decoded (within max_pixels) but counted
     assert stats.skipped.reasons == {"not_an_image": 1, "non_utf8_name": 1}
     assert stats.skipped.examples["non_utf8_name"] == ["n01440764/caf\\xe9.jpg"]  # shown escaped
     assert stats.accepted + stats.rejected.total == stats.clean
