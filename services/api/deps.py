@@ -35,14 +35,33 @@ def get_run_context(request: Request, session: SessionDep) -> RunContext:
 RunContextDep = Annotated[RunContext, Depends(get_run_context)]
 
 
+# Reads may also carry the token in this cookie (set by the web UI), so <img> requests can send it; mutations
+# accept only the header, so a cookie can never make a cross-site request mutate anything.
+READ_TOKEN_COOKIE = "dad_token"
+AUTH_RESPONSES = {401: {"description": "missing or wrong bearer token"}}
+
+
+def _check(settings, given: str) -> None:
+    expected = settings.auth_token.get_secret_value().encode()
+    if not given or not hmac.compare_digest(given.encode(), expected):
+        raise HTTPException(status_code=401, detail="a valid bearer token is required for this endpoint",
+                            headers={"WWW-Authenticate": "Bearer"})
+
+
 def require_token(request: Request,
                   credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
     """Every mutating endpoint depends on this: 401 without `Authorization: Bearer <DAD_AUTH_TOKEN>`."""
     settings = request.app.state.settings
     if settings.insecure_no_auth:
         return
-    expected = settings.auth_token.get_secret_value().encode()
-    given = credentials.credentials.encode() if credentials is not None else b""
-    if not given or not hmac.compare_digest(given, expected):
-        raise HTTPException(status_code=401, detail="a valid bearer token is required for this endpoint",
-                            headers={"WWW-Authenticate": "Bearer"})
+    _check(settings, credentials.credentials if credentials is not None else "")
+
+
+def require_read_token(request: Request,
+                       credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
+    """Every read endpoint depends on this: with auth_reads on, the token (header or cookie) is required."""
+    settings = request.app.state.settings
+    if not settings.auth_reads or settings.insecure_no_auth:
+        return
+    _check(settings, credentials.credentials if credentials is not None
+           else request.cookies.get(READ_TOKEN_COOKIE, ""))

@@ -3,14 +3,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 
 from schemas.api import SampleSetDetail, SampleSetsPublic, SamplesPublic, is_valid_id
 from services.api.catalog import crud
-from services.api.deps import MAX_QUERY_INT, Offset, SessionDep
+from services.api.deps import AUTH_RESPONSES, MAX_QUERY_INT, Offset, SessionDep, require_read_token
 from services.api.sample_views import sample_set_detail, sample_set_public, samples_page
 
-router = APIRouter(prefix="/sample-sets", tags=["sample sets"])
+router = APIRouter(prefix="/sample-sets", tags=["sample sets"], dependencies=[Depends(require_read_token)],
+                   responses=AUTH_RESPONSES)
 
 
 def _get(session, set_id: str):
