@@ -39,6 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
                                         "(flags show up in `ps`)")
     p.add_argument("--insecure-no-auth", action="store_true", default=None,
                    help="accept mutations without a token [DAD_INSECURE_NO_AUTH] (never on a shared network)")
+    p.add_argument("--allowed-sources", action="append", metavar="URI_PREFIX", dest="allowed_sources",
+                   help="a location prefix requests may read inputs from, e.g. s3://datasets/imagenet (repeatable) "
+                        "[DAD_ALLOWED_SOURCES as JSON]; the store is always allowed (default: the store and local "
+                        "paths under --source-root)")
+    p.add_argument("--source-root", help="local folder whose paths requests may name [DAD_SOURCE_ROOT] "
+                                         "(default: /, any local path)")
     p.add_argument("--auth-reads", action=argparse.BooleanOptionalAction, default=None,
                    help="require the token on reads too (runs, logs, sample sets, images, results) [DAD_AUTH_READS] "
                         "(default: on when --host is not a loopback address)")

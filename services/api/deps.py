@@ -27,9 +27,11 @@ SessionDep = Annotated[Session, Depends(get_session)]
 
 def get_run_context(request: Request, session: SessionDep) -> RunContext:
     state = request.app.state
+    settings = state.settings
+    allowed = (state.store.uri, *(settings.allowed_sources or [settings.source_root]))
     return RunContext(session=session, store=state.store, launcher=state.launcher(),
-                      job_python=state.job_python, job_env=dict(state.settings.job_env),
-                      log_tail_lines=state.settings.log_tail_lines)
+                      job_python=state.job_python, job_env=dict(settings.job_env),
+                      log_tail_lines=settings.log_tail_lines, allowed_sources=allowed)
 
 
 RunContextDep = Annotated[RunContext, Depends(get_run_context)]

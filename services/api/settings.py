@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     # The token on reads too (runs, their entrypoints and logs, sample sets, images, results). None: on when
     # the server binds a non-loopback address (`python -m services.api` resolves it from --host).
     auth_reads: bool | None = None
+    # URI prefixes a request's inputs (source, class map, val, model, eval data) may start with, besides the
+    # store. Empty: local paths under source_root only. Remote URLs outside them are refused (422), so a
+    # caller cannot make jobs read another bucket with the cluster's credentials.
+    allowed_sources: list[str] = Field(default_factory=list)
+    source_root: str = "/"                # local folder request paths must lie under ("/": any local path)
 
     job_python: str = "python"            # the interpreter jobs run with, on the cluster's PATH
     job_env: dict[str, str] = Field(default_factory=dict)  # env vars given to every job (operator-set only)

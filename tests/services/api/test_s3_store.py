@@ -17,7 +17,7 @@ def test_a_store_on_s3_serves_sets_records_runs_and_rebuilds(s3_server, make_cli
     fs = s3fs.S3FileSystem(**{"endpoint_url": endpoint, "key": options["key"], "secret": options["secret"]})
     fs.put(str(local / "sample-sets"), f"{prefix}/sample-sets", recursive=True)
 
-    client = make_client(f"s3://{prefix}", storage_options=options)
+    client = make_client(f"s3://{prefix}", storage_options=options, allowed_sources=["s3://dad-test/images"])
     assert [s["id"] for s in client.get("/sample-sets").json()["data"]] == ["synthetic"]
     sample = client.get("/sample-sets/synthetic/samples", params={"limit": 1}).json()["data"][0]
     image = client.get(f"/samples/{sample['id']}/image")
