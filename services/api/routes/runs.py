@@ -8,10 +8,11 @@ from fastapi import status as http
 
 from schemas.api import RunCreate, RunDetail, RunKind, RunPublic, RunsPublic, RunStatus, is_valid_id
 from services.api.catalog import crud
-from services.api.deps import AUTH_RESPONSES, Offset, RunContextDep, require_read_token, require_token
+from services.api.deps import Offset, RunContextDep, require_read_token, require_token
 from services.api.run_control import run_detail, run_public, stop_run, submit_run
 
-router = APIRouter(prefix="/runs", tags=["runs"], dependencies=[Depends(require_read_token)], responses=AUTH_RESPONSES)
+router = APIRouter(prefix="/runs", tags=["runs"], dependencies=[Depends(require_read_token)],
+                   responses={401: {"description": "missing or wrong bearer token (reads need one with --auth-reads)"}})
 
 RunId = Annotated[str, Path(description="the run id given at submission")]
 _AUTH = {401: {"description": "missing or wrong bearer token"}}

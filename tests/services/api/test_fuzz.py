@@ -29,7 +29,7 @@ def live_api(tmp_path, sample_set_writer):
     store = tmp_path / "store"
     sample_set_writer(store, "synthetic")
     (port,) = free_ports(1)
-    env = {**os.environ, "DAD_AUTH_TOKEN": TOKEN, "DAD_SYNC_INTERVAL_S": "1", "PYTHONPATH": str(REPO),
+    env = {**os.environ, "DAD_AUTH_TOKEN": TOKEN, "DAD_AUTH_READS": "true", "DAD_SYNC_INTERVAL_S": "1", "PYTHONPATH": str(REPO),
            "HF_HUB_OFFLINE": "1"}
     log = open(tmp_path / "server.log", "wb")
     proc = subprocess.Popen([sys.executable, str(FUZZ / "server.py"), "--store", str(store), "--port", str(port)],
@@ -37,7 +37,8 @@ def live_api(tmp_path, sample_set_writer):
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: httpx.get(f"{url}/health").status_code == 200, 60, "the API server did not start")
-        wait_for(lambda: httpx.get(f"{url}/sample-sets").json()["count"] == 1, 30, "the set was not indexed")
+        wait_for(lambda: httpx.get(f"{url}/sample-sets", headers={"Authorization": f"Bearer {TOKEN}"}).json()["count"]
+                 == 1, 30, "the set was not indexed")
         yield {"url": url, "log": tmp_path / "server.log", "dir": tmp_path}
     finally:
         proc.terminate()
