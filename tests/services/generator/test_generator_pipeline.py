@@ -3,6 +3,7 @@ import json
 import time
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from schemas import sample_store as ss
@@ -62,6 +63,10 @@ def test_readers_select_training_rows_and_pair_images(tiny_sample_set):
     rows = to_ray_dataset(result.manifest_uri, kinds=(ss.KIND_ADVERSARIAL,), accepted_only=False,
                           columns=[ss.COL_SAMPLE_ID]).take_all()
     assert len(rows) == stats.clean
+    rows = to_ray_dataset(result.manifest_uri, columns=[ss.COL_KIND]).take_all()  # clean rows hold accepted=null
+    assert len(rows) == stats.clean + stats.accepted
+    shard = pq.read_schema(Path(result.set_uri.removeprefix("file://")) / result.manifest.shards[0].path)
+    assert ss.class_names_of(shard) == result.manifest.config.class_names  # format v2: names in the schema
 
 
 def test_rerunning_a_finished_set_changes_nothing(tiny_sample_set):

@@ -25,6 +25,20 @@ def test_rows_store_exactly_the_pixels_and_float16_logits(synthetic):
     assert rows[0]["sample_id"] == ss.sample_id(synthetic.FP, "c/0.jpg", "clean")
     assert rows[1]["image"]["path"] == rows[1]["sample_id"] + ".png"
     assert [r["accepted"] for r in rows[1::2]] == [True, False, True]
+    assert [r["accepted"] for r in rows[0::2]] == [None] * 3  # v2: not copied onto clean rows
+
+
+def test_accepted_counts_only_adversarial_verdicts_and_class_names_reach_the_schema(synthetic):
+    batch = synthetic.sample_batch()
+    batch.discretized, batch.discretized_verdicts = batch.clean.copy(), batch.adversarial_verdicts
+    table = build_rows(synthetic.FP, [batch], class_names=list("abcde"))
+    counts = {(r["kind"], r["accepted"]): r["count"]  # what a `GROUP BY kind, accepted` shows
+              for r in table.group_by([ss.COL_KIND, ss.COL_ACCEPTED]).aggregate([([], "count_all")])
+              .rename_columns(["kind", "accepted", "count"]).to_pylist()}
+    assert counts == {("clean", None): 3, ("discretized", None): 3, ("adversarial", True): 2,
+                      ("adversarial", False): 1}
+    assert ss.class_names_of(table.schema) == list("abcde")
+    assert table.schema.metadata[b"dad_format"] == b"dad-sample-set/2"
 
 
 def test_commit_writes_the_file_then_a_marker_naming_it_with_its_checksum(tmp_path, synthetic):
