@@ -10,6 +10,7 @@ from schemas import sample_store as ss
 from schemas.manifest import CodeVersion
 from services.sample_store import SampleSetStore, build_rows, decode_png
 from services.sample_store.publishing import IncompleteSetError, build_manifest
+from services.sample_store.writer import parquet_bytes
 
 def test_rows_store_exactly_the_pixels_and_float16_logits(synthetic):
     batch = synthetic.sample_batch()
@@ -85,3 +86,15 @@ def test_manifest_is_built_from_commits_only_and_orphans_are_removed(tmp_path, s
     assert manifest.timings.runs == 2 and manifest.timings.stage_s["generate"] == 2.0
     assert store.remove_unreferenced(manifest) == 1 and not orphan.exists()
     assert json.loads((tmp_path / "set" / "manifest.json").read_text())["format"] == "dad-sample-set"
+
+
+def test_hugging_face_datasets_shows_class_names_and_decodes_images(tmp_path, synthetic, monkeypatch):
+    """Skipped unless `datasets` is installed (not a dependency); checked with datasets 5.2."""
+    datasets = pytest.importorskip("datasets")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    (tmp_path / "s.parquet").write_bytes(parquet_bytes(build_rows(synthetic.FP, [synthetic.sample_batch()],
+                                                                  class_names=list("abcde"))))
+    ds = datasets.load_dataset("parquet", data_files=str(tmp_path / "s.parquet"), split="train",
+                               cache_dir=str(tmp_path / "cache"))
+    assert ds.features["label"].names == list("abcde")
+    assert ds[1]["image"].size == (8, 8) and ds[0]["accepted"] is None and ds[1]["accepted"] is True
