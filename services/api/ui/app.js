@@ -102,7 +102,9 @@ function filtersForm(s, params) {
     h("label", {}, "class", sel("class", [["", "all"], ...s.class_names.map((n, i) => [i, n])], params.get("class") ?? "")),
     h("label", {}, "kind", sel("kind", [["adversarial", "adversarial"], ["clean", "clean"],
       ...(s.variants.includes("discretized") ? [["discretized", "discretized"]] : [])], params.get("kind") || "adversarial")),
-    h("label", {}, "accepted", sel("accepted", [["", "any"], ["true", "accepted"], ["false", "rejected"]], params.get("accepted") ?? "")),
+    h("label", { title: "the teacher's verdict on Q(x'): defined for adversarial rows only" }, "accepted",
+      Object.assign(sel("accepted", [["", "any"], ["true", "accepted"], ["false", "rejected"]], params.get("accepted") ?? ""),
+                    { disabled: (params.get("kind") || "adversarial") !== "adversarial" })),
     h("label", {}, "confidence ≥", h("input", { name: "min_confidence", type: "number", min: 0, max: 1, step: 0.01,
                                                 value: params.get("min_confidence") ?? "" })),
     h("label", {}, "confidence ≤", h("input", { name: "max_confidence", type: "number", min: 0, max: 1, step: 0.01,
@@ -182,7 +184,8 @@ async function setPage(id, params) {
   const perPage = Math.min(500, Math.max(1, parseInt(params.get("per_page") || PAGE_SIZE, 10)));
   const page = Math.max(1, parseInt(params.get("page") || "1", 10));
   const q = new URLSearchParams({ offset: (page - 1) * perPage, limit: perPage, kind: params.get("kind") || "adversarial" });
-  for (const k of ["class", "accepted", "min_confidence", "max_confidence", "order", "source"]) if (params.get(k)) q.set(k, params.get(k));
+  for (const k of ["class", "min_confidence", "max_confidence", "order", "source"]) if (params.get(k)) q.set(k, params.get(k));
+  if (params.get("accepted") && q.get("kind") === "adversarial") q.set("accepted", params.get("accepted"));  // null on x, Q(x)
   const samples = await api(`/sample-sets/${encodeURIComponent(id)}/samples?${q}`);
   const pages = Math.max(1, Math.ceil(samples.count / perPage));
   const toPage = (p) => { const next = new URLSearchParams(params); next.set("page", p); go(["sets", id], next); };

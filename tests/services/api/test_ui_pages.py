@@ -348,3 +348,8 @@ def test_sample_browser_full_size_view_sort_and_search(live_server):
         wait_rendered(page, "source=no-such-path")
         assert page.locator("#samples .tile").count() == 0
         assert page.get_by_text("No sample matches these filters.").is_visible()
+        # `accepted` is the verdict on Q(x'): for clean rows (null there) the filter is off, not "nothing matches"
+        page.goto(f"{url}/ui/#/sets/synthetic?kind=clean&accepted=false")
+        wait_rendered(page, "kind=clean")
+        assert page.locator("#filters select[name=accepted]").is_disabled()
+        assert page.locator("#samples .tile").count() == 12
