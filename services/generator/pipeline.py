@@ -127,6 +127,7 @@ def _plan(job: Job, checksums: dict[str, str]) -> SampleSetPlan:
 
 def _check_same_plan(old: SampleSetPlan, new: SampleSetPlan, uri: str) -> None:
     checks = {
+        "store format version": (old.format_version, new.format_version),  # v1 and v2 shards never mix
         "generation config": (old.config.fingerprint, new.config.fingerprint),
         "source": (old.source.sha256, new.source.sha256),
         "shard size": (old.config.shard_size, new.config.shard_size),
@@ -409,4 +410,5 @@ class _Scheduler:
         results = [shard.result_refs[b] for b in range(len(shard.batch_refs))]
         return self.write_fn.remote(self.job.store.uri, self.cfg.storage_options, shard.index, shard.first,
                                     len(shard.items), stats.model_dump_json(), stage_s, self.job.set_fingerprint,
-                                    self.checksums, self.run_id, *results)
+                                    self.checksums, self.run_id, *results,
+                                    class_names=list(self.job.listing.class_names))

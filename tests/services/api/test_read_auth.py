@@ -6,7 +6,8 @@ import pytest
 from services.api.settings import Settings, is_loopback, with_read_auth_for
 
 READS = ["/runs", "/runs/x", "/sample-sets", "/sample-sets/synthetic", "/sample-sets/synthetic/samples",
-         "/results", "/samples/0123456789abcdef/image"]
+         "/results", "/samples/0123456789abcdef/image", "/runs/x/metrics", "/runs/x/files/model.json",
+         "/results/csv"]
 
 
 def test_reads_need_the_token_when_auth_reads_is_on(make_client, store, auth):
