@@ -11,10 +11,11 @@ import sys
 from contextlib import asynccontextmanager
 from typing import Callable
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from services.api.catalog.db import create_catalog_engine, migrate, session_factory
+from services.api.deps import single_valued_query
 from services.api.http_errors import add_http_error_handlers
 from services.api.images import ShardImageReader
 from services.api.launcher import JobConflict, Launcher, RayJobLauncher, RayUnavailable, default_ray_token
@@ -60,7 +61,8 @@ def create_app(settings: Settings, launcher: Launcher | None = None) -> FastAPI:
             if state.local_ray is not None:
                 state.local_ray.stop()
 
-    app = FastAPI(title="DAD control plane", version="1", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(title="DAD control plane", version="1", description=DESCRIPTION, lifespan=lifespan,
+                  dependencies=[Depends(single_valued_query)])
     app.state.settings = settings
     app.state.store = Store(settings.store_uri, settings.storage_options)
     app.state.images = ShardImageReader(app.state.store)

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import hmac
+import re
 from typing import Annotated, Iterator
 
 from fastapi import Depends, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BeforeValidator
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
@@ -12,7 +15,29 @@ from services.api.run_control import RunContext
 
 # Integers reach SQLite, whose INTEGER is 64-bit: bound them well below, so no value can overflow (a 500).
 MAX_QUERY_INT = 2**31 - 1
-Offset = Annotated[int, Query(ge=0, le=MAX_QUERY_INT, description="rows to skip")]
+
+
+def _written_as(pattern: str, what: str):
+    def check(value):
+        if isinstance(value, str) and not re.fullmatch(pattern, value):
+            raise ValueError(f"must be {what}")
+        return value
+    return BeforeValidator(check)
+
+
+# Query numbers as the OpenAPI types say, not as pydantic's lax parsing reads them ("0.0" or "1_000" as ints).
+QueryInt = Annotated[int, _written_as(r"-?[0-9]{1,19}", "a whole number written with digits only")]
+QueryFloat = Annotated[float, _written_as(r"-?[0-9]{1,30}(\.[0-9]{1,30})?([eE][-+]?[0-9]{1,3})?", "a decimal number")]
+Offset = Annotated[QueryInt, Query(ge=0, le=MAX_QUERY_INT, description="rows to skip")]
+
+
+def single_valued_query(request: Request) -> None:
+    """No endpoint takes a list in its query: a repeated parameter is refused, not silently the last one."""
+    repeated = sorted({k for k in request.query_params.keys() if len(request.query_params.getlist(k)) > 1})
+    if repeated:
+        raise RequestValidationError([{"type": "too_many_values", "loc": ("query", k),
+                                       "msg": "give this parameter once", "input": request.query_params.getlist(k)}
+                                      for k in repeated])
 
 _bearer = HTTPBearer(auto_error=False, description="DAD_AUTH_TOKEN of the server")
 

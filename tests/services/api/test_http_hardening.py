@@ -83,3 +83,20 @@ def test_malformed_json_is_422(client, auth, body):
     r = client.post("/runs", content=body, headers={**auth, "content-type": "application/json"})
     assert r.status_code == 422, r.text
     assert r.json()["detail"][0]["type"] == "json_invalid"
+
+
+@pytest.mark.parametrize("query", ["class=0.0", "offset=1_000", "limit=+5", "offset=%201",
+                                   "min_confidence=0.5&min_confidence=0.1", "min_confidence=1_0"])
+def test_query_numbers_are_read_as_the_schema_types_say(client, query):
+    """Pydantic's lax parsing took '0.0' as 0 and a repeated parameter as its last value: both refused now."""
+    r = client.get(f"/sample-sets/synthetic/samples?{query}")
+    assert r.status_code == 422, r.text
+    assert client.get("/sample-sets/synthetic/samples?class=0&min_confidence=0.5&offset=2").status_code == 200
+
+
+def test_every_media_type_a_run_file_is_served_with_is_documented(client):
+    from services.api.routes.run_outputs import RUN_FILES
+
+    spec = client.get("/openapi.json").json()
+    content = spec["paths"]["/runs/{run_id}/files/{name}"]["get"]["responses"]["200"]["content"]
+    assert set(RUN_FILES.values()) <= set(content)
