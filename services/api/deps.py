@@ -25,10 +25,12 @@ def _written_as(pattern: str, what: str):
     return BeforeValidator(check)
 
 
-# Query numbers as the OpenAPI types say, not as pydantic's lax parsing reads them ("0.0" or "1_000" as ints).
-QueryInt = Annotated[int, _written_as(r"-?[0-9]{1,19}", "a whole number written with digits only")]
-QueryFloat = Annotated[float, _written_as(r"-?[0-9]{1,30}(\.[0-9]{1,30})?([eE][-+]?[0-9]{1,3})?", "a decimal number")]
-Offset = Annotated[QueryInt, Query(ge=0, le=MAX_QUERY_INT, description="rows to skip")]
+# Query numbers read as the OpenAPI types say, not as pydantic's lax parsing reads them ("0.0", "1_000" as
+# ints). Put them after Query(...): `Annotated[int, Query(ge=0), DIGITS]` (before it, FastAPI's schema loses
+# the bounds).
+DIGITS = _written_as(r"-?[0-9]{1,19}", "a whole number written with digits only")
+DECIMAL = _written_as(r"-?[0-9]{1,30}(\.[0-9]{1,30})?([eE][-+]?[0-9]{1,3})?", "a decimal number")
+Offset = Annotated[int, Query(ge=0, le=MAX_QUERY_INT, description="rows to skip"), DIGITS]
 
 
 def single_valued_query(request: Request) -> None:

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from schemas.api import is_valid_id
 from services.api.catalog import crud
-from services.api.deps import QueryInt, SessionDep
+from services.api.deps import DIGITS, SessionDep
 from services.api.run_control import read_train_metrics
 from services.storage import join
 
@@ -70,8 +70,8 @@ def get_run_file(request: Request, session: SessionDep, run_id: Annotated[str, P
 
 @router.get("/{run_id}/metrics", response_model=RunMetrics, responses={404: {}})
 def get_run_metrics(request: Request, session: SessionDep, run_id: Annotated[str, Path()],
-                    max_points: Annotated[QueryInt, Query(ge=10, le=20000, description="step records kept at most "
-                                                                                   "(evenly thinned)")] = 2000,
+                    max_points: Annotated[int, Query(ge=10, le=20000, description="step records kept at most "
+                                                                                   "(evenly thinned)"), DIGITS] = 2000,
                     ) -> RunMetrics:
     """A train run's metric records (steps thinned to `max_points`, every epoch record kept), without asking
     Ray for its log: what the UI overlays to compare runs."""

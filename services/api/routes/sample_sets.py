@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 
 from schemas.api import SampleSetDetail, SampleSetsPublic, SamplesPublic, is_valid_id
 from services.api.catalog import crud
-from services.api.deps import (AUTH_RESPONSES, MAX_QUERY_INT, Offset, QueryFloat, QueryInt, SessionDep,
+from services.api.deps import (AUTH_RESPONSES, DECIMAL, DIGITS, MAX_QUERY_INT, Offset, SessionDep,
                                require_read_token)
 from services.api.sample_views import sample_set_detail, sample_set_public, samples_page
 
@@ -24,7 +24,7 @@ def _get(session, set_id: str):
 
 @router.get("", response_model=SampleSetsPublic)
 def list_sample_sets(session: SessionDep, offset: Offset = 0,
-                     limit: Annotated[QueryInt, Query(ge=1, le=500)] = 50) -> SampleSetsPublic:
+                     limit: Annotated[int, Query(ge=1, le=500), DIGITS] = 50) -> SampleSetsPublic:
     """Published sample sets in the catalog, newest first."""
     sets, count = crud.list_sample_sets(session, offset, limit)
     return SampleSetsPublic(data=[sample_set_public(s) for s in sets], count=count)
@@ -38,13 +38,16 @@ def get_sample_set(session: SessionDep, set_id: str) -> SampleSetDetail:
 
 @router.get("/{set_id}/samples", response_model=SamplesPublic, responses={404: {}})
 def list_samples(session: SessionDep, set_id: str,
-                 label: Annotated[QueryInt | None, Query(ge=0, le=MAX_QUERY_INT, alias="class", description="class index")] = None,
+                 label: Annotated[int | None, Query(ge=0, le=MAX_QUERY_INT, alias="class", description="class index"),
+                                  DIGITS] = None,
                  kind: Literal["clean", "discretized", "adversarial"] | None = None,
                  accepted: bool | None = None,
-                 min_confidence: Annotated[QueryFloat | None, Query(ge=0, le=1, description="teacher confidence >=")] = None,
-                 max_confidence: Annotated[QueryFloat | None, Query(ge=0, le=1, description="teacher confidence <=")] = None,
+                 min_confidence: Annotated[float | None, Query(ge=0, le=1, description="teacher confidence >="),
+                                           DECIMAL] = None,
+                 max_confidence: Annotated[float | None, Query(ge=0, le=1, description="teacher confidence <="),
+                                           DECIMAL] = None,
                  offset: Offset = 0,
-                 limit: Annotated[QueryInt, Query(ge=1, le=500)] = 100,
+                 limit: Annotated[int, Query(ge=1, le=500), DIGITS] = 100,
                  source: Annotated[str | None, Query(min_length=1, max_length=200,
                                                      description="substring of the source path (source_id)")] = None,
                  order: Annotated[Literal["stored", "confidence", "-confidence"],

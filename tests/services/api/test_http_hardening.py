@@ -100,3 +100,14 @@ def test_every_media_type_a_run_file_is_served_with_is_documented(client):
     spec = client.get("/openapi.json").json()
     content = spec["paths"]["/runs/{run_id}/files/{name}"]["get"]["responses"]["200"]["content"]
     assert set(RUN_FILES.values()) <= set(content)
+
+
+def test_every_integer_query_parameter_has_its_bounds_in_the_openapi_document(client):
+    spec = client.get("/openapi.json").json()
+    for path, operations in spec["paths"].items():
+        for method, op in operations.items():
+            for param in op.get("parameters", []):
+                schemas = param["schema"].get("anyOf", [param["schema"]])
+                for s in schemas:
+                    if s.get("type") in ("integer", "number"):
+                        assert "minimum" in s and "maximum" in s, (method, path, param["name"], s)
