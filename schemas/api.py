@@ -66,7 +66,6 @@ def _check_plain(value: str) -> str:
     return value
 
 
-Id = Annotated[str, StringConstraints(pattern=ID_PATTERN), AfterValidator(_check_id)]
 def _check_suite(value: str) -> str:
     if "," in value:
         raise ValueError("one suite per list item (no commas)")
@@ -79,6 +78,7 @@ def _check_suite(value: str) -> str:
     return value
 
 
+Id = Annotated[str, StringConstraints(pattern=ID_PATTERN), AfterValidator(_check_id)]
 # The patterns go to the OpenAPI schema as they are; the validators enforce the same rules with messages
 # that say which rule a value broke.
 Uri = Annotated[str, StringConstraints(min_length=1, max_length=2048), AfterValidator(_check_uri),
@@ -87,10 +87,10 @@ Suite = Annotated[str, StringConstraints(max_length=2048), AfterValidator(_check
                   WithJsonSchema({"type": "string", "maxLength": 2048, "pattern": SUITE_PATTERN})]
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$")]
 OverrideKey = Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)+$")]
+OverrideText = Annotated[str, StringConstraints(max_length=1024), AfterValidator(_check_plain),
+                         WithJsonSchema({"type": "string", "maxLength": 1024, "pattern": rf"^{_TEXT}*$"})]
 OverrideValue = Union[bool, Annotated[int, Field(ge=-2**63, le=2**63 - 1)], Annotated[float, Field(allow_inf_nan=False)],
-                      Annotated[str, StringConstraints(max_length=1024), AfterValidator(_check_plain),
-                                                  WithJsonSchema({"type": "string", "maxLength": 1024,
-                                                                  "pattern": rf"^{_TEXT}*$"})], None]
+                      OverrideText, None]
 # Every integer is bounded (what a job can use, and what SQLite's 64-bit INTEGER holds), every float finite.
 MAX_INT = 2**31 - 1
 PositiveInt = Annotated[int, Field(ge=1, le=MAX_INT)]
