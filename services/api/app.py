@@ -19,7 +19,7 @@ from services.api.deps import single_valued_query
 from services.api.http_errors import add_http_error_handlers
 from services.api.images import ShardImageReader
 from services.api.launcher import JobConflict, Launcher, RayJobLauncher, RayUnavailable, default_ray_token
-from services.api.local_ray import LocalRay, find_local_job_server
+from services.api.local_ray import DEFAULT_JOB_SERVER, LocalRay, find_local_job_server
 from services.api.routes import results, runs, sample_sets, samples, ui
 from services.api.run_control import ConfigError, RunConflict
 from services.api.settings import Settings
@@ -82,7 +82,7 @@ def _connect_launcher(state, settings: Settings, launcher: Launcher | None) -> N
         return
     address = settings.ray_address
     token = settings.ray_auth_token.get_secret_value() if settings.ray_auth_token else None
-    if address is None and (found := find_local_job_server(token or default_ray_token())):
+    if address is None and (found := find_local_job_server(token or default_ray_token(), DEFAULT_JOB_SERVER)):
         address = found  # the Ray that `ray start --head` runs on this machine, and it accepts our token
         log.warning("joining the Ray job server found on this machine at %s (--ray-address to choose one)", address)
     elif address is None:
