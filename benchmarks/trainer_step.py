@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     student_only = StepModels(model, pixel)
 
     def settings(objective: str) -> StepSettings:
-        return StepSettings(objective, preset.distill, preset.attack, 0.0, precision, args.channels_last)
+        return StepSettings(objective, preset.distill, preset.dat, 0.0, precision, args.channels_last)
 
     ce_batch = synthetic_batch(n, 0, args.image_size, k)
     ce_batch = Batch(ce_batch.images, ce_batch.labels)  # ce reads images and labels only

@@ -32,7 +32,10 @@ class DATConfig:
     def __post_init__(self):
         if self.student_mode not in STUDENT_MODES:
             raise ValueError(f"dat.student_mode must be one of {STUDENT_MODES}, got {self.student_mode!r}")
-        self.attack()  # validates the attack fields, naming them
+        try:
+            self.attack()  # validates the attack fields
+        except ValueError as e:
+            raise ValueError(str(e).replace("attack.", "dat.")) from None
 
     def attack(self) -> AttackConfig:
         return AttackConfig(steps=self.steps, step_size=self.step_size, norm=self.norm, epsilon=self.epsilon,
@@ -46,11 +49,12 @@ def dat_adversarial(student: nn.Module, discretizer: nn.Module, images: torch.Te
         seed = int(torch.randint(0, 2**31 - 1, (1,)))
     with torch.no_grad():
         x0 = discretizer(images).detach()  # DAT attacks the reconstruction Q(x)
-    was_training = student.training
+    modes = {m: m.training for m in student.modules()}  # restored exactly, whatever mix the caller had
     student.train(config.student_mode == "train")
     try:
         x, _ = perturb(student, discretizer, x0, labels, config.attack(), seed)
     finally:
-        student.train(was_training)
+        for m, mode in modes.items():
+            m.training = mode
     with torch.no_grad():
         return discretizer(x).detach()
