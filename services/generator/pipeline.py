@@ -31,9 +31,9 @@ from services.generator.provenance import code_version
 from services.generator.actor import DADWorker
 from services.generator.batches import BatchStats
 from services.generator.tasks import ReadReport, num_batches, read_shard, warm_up_worker, write_shard
+from services.generator.weights import weights_digests
 from services.sample_store.publishing import build_manifest
 from services.sample_store.writer import SampleSetStore
-from services.generator.weights import weights_digests
 from services.source.listing import SHARD_ORDER, SourceError, SourceListing, list_source, shard_order
 from services.source.reading import ReadSpec, read_items
 from services.storage import check_writable, join, open_filesystem
