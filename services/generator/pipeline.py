@@ -31,9 +31,10 @@ from services.generator.provenance import code_version
 from services.generator.actor import DADWorker
 from services.generator.batches import BatchStats
 from services.generator.tasks import ReadReport, num_batches, read_shard, warm_up_worker, write_shard
+from services.generator.weights import weights_digests
 from services.sample_store.publishing import build_manifest
 from services.sample_store.writer import SampleSetStore
-from services.source.listing import SourceError, SourceListing, escaped_path, list_source
+from services.source.listing import SHARD_ORDER, SourceError, SourceListing, escaped_path, list_source, shard_order
 from services.source.reading import ReadSpec, read_items
 from services.storage import check_writable, join, open_filesystem
 
@@ -68,7 +69,8 @@ class Job:
     listing: SourceListing
     set_fingerprint: str
     store: SampleSetStore
-    shards: list[tuple[int, int, int]]       # (index, first item, number of items)
+    shards: list[tuple[int, int, int]]       # (index, first item, number of items) of the shard-ordered listing
+    weights: dict[str, str | None] = field(default_factory=dict)  # sha256 of the weight files (set identity)
 
     @property
     def name(self) -> str:
@@ -84,12 +86,14 @@ def prepare_job(config: GeneratorConfig) -> Job:
     listing = list_source(config.source, config.source_format, config.class_map, config.storage_options)
     if config.limit is not None:
         listing = dataclasses.replace(listing, items=listing.items[: config.limit])
-    fingerprint = generation_fingerprint(preset, listing.class_names)
+    listing = shard_order(listing, preset.attack.seed)  # shards mix classes; same seed, same shards
+    weights = weights_digests(preset)
+    fingerprint = generation_fingerprint(preset, listing.class_names, weights)
     name = config.name or default_set_name(preset.name, config.source, fingerprint, listing.fingerprint().sha256)
     store = SampleSetStore(join(config.out.rstrip("/"), name), config.storage_options)
     n = len(listing.items)
     shards = [(i, start, min(config.shard_size, n - start)) for i, start in enumerate(range(0, n, config.shard_size))]
-    job = Job(config, overrides, preset, listing, fingerprint, store, shards)
+    job = Job(config, overrides, preset, listing, fingerprint, store, shards, weights)
     probe_readable(job)
     return job
 
@@ -115,12 +119,12 @@ def _plan(job: Job, checksums: dict[str, str]) -> SampleSetPlan:
     config = SampleSetConfig(
         preset=p.name, preset_config=p.to_dict(), fingerprint=job.set_fingerprint,
         teacher=ModelInfo(kind=p.teacher.kind, name=p.teacher.model, weights=p.teacher.pretrained,
-                          checksum=checksums["teacher"]),
+                          checksum=checksums["teacher"], weights_sha256=job.weights.get("teacher")),
         discretizer=ModelInfo(kind=p.discretizer.kind, name=p.discretizer.config, weights=p.discretizer.checkpoint,
-                              checksum=checksums["discretizer"]),
+                              checksum=checksums["discretizer"], weights_sha256=job.weights.get("discretizer")),
         attack=dataclasses.asdict(p.attack), seed=p.attack.seed, image_size=p.image_size,
         shard_size=cfg.shard_size, batch_size=cfg.batch_size,
-        class_ids=job.listing.class_ids, class_names=job.listing.class_names)
+        class_ids=job.listing.class_ids, class_names=job.listing.class_names, shard_order=SHARD_ORDER)
     return SampleSetPlan(name=job.name, config=config, source=job.listing.fingerprint(), num_shards=len(job.shards),
                          listing=Statistics(skipped=job.listing.skipped), started_at=datetime.now(timezone.utc))
 
@@ -182,7 +186,8 @@ def run_generation(config: GeneratorConfig, on_progress: Callable[[GenerationSta
     done = job.store.read_manifest()
     if done is not None:
         if done.config.fingerprint != job.set_fingerprint or done.source.sha256 != job.listing.fingerprint().sha256:
-            raise GenerationError(f"{job.store.uri!r} holds a different sample set; choose another --name")
+            raise GenerationError(f"{job.store.uri!r} holds a different sample set (its config, its teacher's or Q's "
+                                  "weight files, or its source differ); choose another --name")
         log.info("sample set %s is already complete", job.store.manifest_uri)
         return GenerationResult(done, job.store.manifest_uri, job.store.uri, resumed_shards=len(done.shards))
     return _Scheduler(job, on_progress, t_start).run()
