@@ -10,7 +10,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, field_validator
 
 RUN_FORMAT = "dad-run"
 RUN_STATUS_FORMAT = "dad-run-status"
@@ -26,6 +26,20 @@ ImageVariant = Literal["clean", "discretized", "adversarial"]
 # Ids become folder names in the store and Ray submission ids: a strict alphabet, no '..', no '/'.
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 _URI_SCHEMES = ("file", "s3", "gs", "gcs", "az", "abfs", "abfss")
+
+
+# The evaluator's suite names (services.evaluator.suites.SUITES; a test keeps the two equal). A suite item is
+# `NAME`, `NAME=URI`, `imagefolder:URI` or `LABEL=imagefolder:URI`: nothing else, and never a leading dash.
+EVAL_SUITE_NAMES: tuple[str, ...] = ("imagenet-val", "imagenet-v2", "imagenet-r", "imagenet-sketch", "imagenet-a",
+                                     "imagenet-c", "stylized-imagenet")
+IMAGEFOLDER = "imagefolder:"
+# Control characters (C0 and DEL) are refused by the patterns themselves, so the OpenAPI schema and the
+# validation agree on what is accepted; a location never starts with '-' (it could pass for a flag).
+_TEXT = r"[^\x00-\x1f\x7f]"
+_LOCATION = r"[^\x00-\x1f\x7f,-][^\x00-\x1f\x7f,]*"
+URI_PATTERN = r"^[^\x00-\x1f\x7f-][^\x00-\x1f\x7f]*$"
+SUITE_PATTERN = (rf"^(?:(?:{'|'.join(EVAL_SUITE_NAMES)})(?:={_LOCATION})?"
+                 rf"|(?:[A-Za-z0-9][A-Za-z0-9_.+-]{{0,63}}=)?imagefolder:{_LOCATION})$")
 
 
 def _check_id(value: str) -> str:
@@ -52,13 +66,34 @@ def _check_plain(value: str) -> str:
     return value
 
 
+def _check_suite(value: str) -> str:
+    if "," in value:
+        raise ValueError("one suite per list item (no commas)")
+    if value.startswith("-"):
+        raise ValueError("must not start with '-'")
+    _check_plain(value)
+    if not re.fullmatch(SUITE_PATTERN, value):
+        raise ValueError(f"a suite is NAME, NAME=URI, imagefolder:URI or LABEL=imagefolder:URI, with NAME one of "
+                         f"{', '.join(EVAL_SUITE_NAMES)} (URIs never start with '-')")
+    return value
+
+
 Id = Annotated[str, StringConstraints(pattern=ID_PATTERN), AfterValidator(_check_id)]
-Uri = Annotated[str, StringConstraints(min_length=1, max_length=2048), AfterValidator(_check_uri)]
+# The patterns go to the OpenAPI schema as they are; the validators enforce the same rules with messages
+# that say which rule a value broke.
+Uri = Annotated[str, StringConstraints(min_length=1, max_length=2048), AfterValidator(_check_uri),
+                WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 2048, "pattern": URI_PATTERN})]
+Suite = Annotated[str, StringConstraints(max_length=2048), AfterValidator(_check_suite),
+                  WithJsonSchema({"type": "string", "maxLength": 2048, "pattern": SUITE_PATTERN})]
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$")]
 OverrideKey = Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)+$")]
-OverrideValue = Union[bool, int, float, Annotated[str, StringConstraints(max_length=1024),
-                                                  AfterValidator(_check_plain)], None]
-PositiveInt = Annotated[int, Field(ge=1)]
+OverrideText = Annotated[str, StringConstraints(max_length=1024), AfterValidator(_check_plain),
+                         WithJsonSchema({"type": "string", "maxLength": 1024, "pattern": rf"^{_TEXT}*$"})]
+OverrideValue = Union[bool, Annotated[int, Field(ge=-2**63, le=2**63 - 1)], Annotated[float, Field(allow_inf_nan=False)],
+                      OverrideText, None]
+# Every integer is bounded (what a job can use, and what SQLite's 64-bit INTEGER holds), every float finite.
+MAX_INT = 2**31 - 1
+PositiveInt = Annotated[int, Field(ge=1, le=MAX_INT)]
 Cpus = Annotated[float, Field(gt=0, le=1024)]
 Gpus = Annotated[float, Field(ge=0, le=64)]
 
@@ -67,8 +102,14 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class _RunConfig(BaseModel):
+    """A run config: unknown fields refused, and no coercion (`false` is not 0, `"5"` is not 5)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
 # -- run configs -------------------------------------------------------------------------------------------
-class GenerateRunConfig(_Strict):
+class GenerateRunConfig(_RunConfig):
     """`python -m services.generator`: make a sample set (clean + Q(x') rows) in the store."""
 
     source: Uri = Field(description="ImageFolder tree or Parquet dataset (path or s3:// URL)")
@@ -86,7 +127,7 @@ class GenerateRunConfig(_Strict):
     gpus_per_actor: Gpus | None = None
 
 
-class TrainRunConfig(_Strict):
+class TrainRunConfig(_RunConfig):
     """`python -m services.trainer`: train a timm student; checkpoints and metrics go to the run folder."""
 
     source: Uri = Field(description="the clean training data (ImageFolder or Parquet)")
@@ -106,7 +147,7 @@ class TrainRunConfig(_Strict):
     weight_decay: Annotated[float, Field(ge=0, le=10)] | None = None
     warmup_epochs: Annotated[float, Field(ge=0, le=1000)] = 5.0
     bf16: bool = False
-    seed: Annotated[int, Field(ge=0)] = 0
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0
     workers: PositiveInt = 1
     cpus_per_worker: Cpus = 1.0
     gpus_per_worker: Gpus = 0.0
@@ -115,13 +156,14 @@ class TrainRunConfig(_Strict):
     log_every: PositiveInt = 10
 
 
-class EvalRunConfig(_Strict):
+class EvalRunConfig(_RunConfig):
     """`python -m services.evaluator`: score a trained student on robustness suites."""
 
     model_run: Id | None = Field(None, description="a succeeded train run whose model to evaluate")
     model: Uri | None = Field(None, description="or a model location (exported student) in a store")
-    suites: list[Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]+(=.+)?$|^imagefolder:.+$", max_length=2048),
-                           AfterValidator(_check_plain)]] = Field(min_length=1, max_length=32)
+    suites: list[Suite] = Field(
+        min_length=1, max_length=32, description="NAME (under data_root), NAME=URI, imagefolder:URI or "
+                                                 f"LABEL=imagefolder:URI; NAME one of {', '.join(EVAL_SUITE_NAMES)}")
     data_root: Uri | None = None
     class_map: Uri | None = None
     limit: PositiveInt | None = Field(None, description="at most N images per folder (quick runs)")
@@ -131,9 +173,13 @@ class EvalRunConfig(_Strict):
     @classmethod
     def _suite_locations(cls, suites: list[str]) -> list[str]:
         for suite in suites:
-            if "," in suite:
-                raise ValueError("one suite per list item (no commas)")
-            location = suite.split(":", 1)[1] if suite.startswith("imagefolder:") else suite.partition("=")[2]
+            label, _, location = suite.partition("=")
+            if suite.startswith(IMAGEFOLDER):
+                label, location = "", suite[len(IMAGEFOLDER):]
+            elif location.startswith(IMAGEFOLDER):
+                location = location[len(IMAGEFOLDER):]
+                if label in EVAL_SUITE_NAMES:
+                    raise ValueError(f"imagefolder suite {label!r} has the name of a paper suite; name it otherwise")
             if location:
                 _check_uri(location)
         return suites

@@ -128,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     stats = result.manifest.statistics
     print(f"sample set: {result.manifest_uri}\n"
-          f"  {stats.seen} images seen, {stats.clean} decoded ({stats.converted.total} converted), "
+          f"  {stats.seen} images seen, {stats.clean} decoded ({stats.converted.total} converted, {stats.large.total} large), "
           f"{stats.errored.total} errored {stats.errored.reasons or ''}\n"
           f"  adversarial: {stats.accepted} accepted, {stats.rejected.total} rejected "
           f"(acceptance {stats.acceptance_rate:.1%}); {len(result.manifest.shards)} shards, "

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from schemas.sample_store import FORMAT_VERSION
-from services.source.decode import DEFAULT_MAX_PIXELS
+from services.source.decode import DEFAULT_LARGE_PIXELS, DEFAULT_MAX_PIXELS
 from services.source.listing import SHARD_ORDER
 
 if TYPE_CHECKING:
@@ -38,12 +38,13 @@ class GeneratorConfig:
     prefetch_shards: int | None = None          # shards read ahead of the actors; default: from the free CPUs
     max_attempts: int = 3                       # tries per batch before the job fails
     max_pixels: int = DEFAULT_MAX_PIXELS        # larger images are skipped as too_large
+    large_pixels: int = DEFAULT_LARGE_PIXELS    # larger images are decoded but counted (statistics.large)
     storage_options: dict[str, Any] = field(default_factory=dict)  # fsspec options for remote URLs
     status_interval_s: float = 2.0
     progress_bar: bool = True
 
     def __post_init__(self):
-        for name in ("shard_size", "batch_size", "max_attempts"):
+        for name in ("shard_size", "batch_size", "max_attempts", "max_pixels", "large_pixels"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.prefetch_shards is not None and self.prefetch_shards < 0:

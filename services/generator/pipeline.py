@@ -34,7 +34,7 @@ from services.generator.tasks import ReadReport, num_batches, read_shard, warm_u
 from services.generator.weights import weights_digests
 from services.sample_store.publishing import build_manifest
 from services.sample_store.writer import SampleSetStore
-from services.source.listing import SHARD_ORDER, SourceError, SourceListing, list_source, shard_order
+from services.source.listing import SHARD_ORDER, SourceError, SourceListing, escaped_path, list_source, shard_order
 from services.source.reading import ReadSpec, read_items
 from services.storage import check_writable, join, open_filesystem
 
@@ -214,7 +214,7 @@ class _Scheduler:
         self.run_id = uuid.uuid4().hex[:12]
         self.n_actors, self.gpa, self.cpa, self.threads, self.prefetch = _resources(self.cfg)
         self.spec = ReadSpec.for_listing(job.listing, job.preset.image_size, self.cfg.max_pixels,
-                                         self.cfg.storage_options)
+                                         self.cfg.storage_options, self.cfg.large_pixels)
         self.read_fn = ray.remote(read_shard)
         self.read_options = dict(num_cpus=self.cfg.read_cpus, max_retries=3, retry_exceptions=True)
         self.write_fn = ray.remote(write_shard).options(num_cpus=self.cfg.write_cpus, max_retries=3,
@@ -284,9 +284,12 @@ class _Scheduler:
             raise
         finally:
             self._stop_actors()
-        removed = store.remove_unreferenced(manifest)
-        if removed:
-            log.info("removed %d unreferenced shard file(s) of earlier attempts", removed)
+        cleanup = store.remove_unreferenced(manifest)
+        if cleanup.removed:
+            log.info("removed %d leftover file(s) of earlier attempts", len(cleanup.removed))
+        if cleanup.foreign:
+            log.warning("left %d file(s) in %s that the generator did not write (not deleted): %s",
+                        len(cleanup.foreign), store.uri, [escaped_path(f) for f in cleanup.foreign[:10]])
         t_done = time.monotonic()
         status = self.reporter.close("succeeded", manifest_uri=uri)
         return GenerationResult(manifest, uri, store.uri, resumed_shards=len(committed), status=status,
@@ -398,7 +401,8 @@ class _Scheduler:
         return None
 
     def _submit_write(self, shard: _Shard):
-        stats = Statistics(seen=shard.report.seen, errored=shard.report.errored, converted=shard.report.converted)
+        stats = Statistics(seen=shard.report.seen, errored=shard.report.errored, converted=shard.report.converted,
+                           large=shard.report.large)
         stage_s = {"read": shard.report.read_s, "generate": 0.0, "judge": 0.0}
         for bs in shard.stats.values():
             stats.clean += bs.items

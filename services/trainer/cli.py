@@ -120,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="steps per metrics line (default: %(default)s)")
     g.add_argument("--max-steps-per-epoch", type=int, default=None, help="cap steps per epoch (smoke tests)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g.add_argument("--skip-verify", action="store_true",
+                   help="do not check the sample set's shards against the sha256 sums of its manifest before "
+                        "training (reads every shard once; skip only for a set you know is intact)")
     return p
 
 
@@ -151,7 +154,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         loader_workers=args.loader_workers, shuffle_window=args.shuffle_window, max_failures=args.max_failures,
         ray_address=args.ray_address, log_every=args.log_every, progress_bar=not args.no_progress,
         max_steps_per_epoch=args.max_steps_per_epoch,
-        storage_options=_pairs(args.storage_option, "--storage-option"))
+        storage_options=_pairs(args.storage_option, "--storage-option"), verify_shards=not args.skip_verify)
 
 
 def main(argv: list[str] | None = None) -> int:

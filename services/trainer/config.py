@@ -20,7 +20,7 @@ PRECISIONS = ("fp32", "bf16")
 
 # Fields that may change between a run and its resume: they do not change what is being trained.
 RESUMABLE_CHANGES = frozenset({"out", "epochs", "log_every", "loader_workers", "progress_bar", "max_failures",
-                               "ray_address", "cpus_per_worker", "max_steps_per_epoch"})
+                               "ray_address", "cpus_per_worker", "max_steps_per_epoch", "verify_shards"})
 
 # Defaults that depend on the optimizer (lr for a global batch of 256 / 512, Goyal et al. 2017; timm recipes).
 _DEFAULT_LR = {"sgd": 0.1, "adamw": 1e-3}
@@ -72,6 +72,7 @@ class TrainConfig:
     progress_bar: bool = True
     max_steps_per_epoch: int | None = None     # cap (smoke tests, benchmarks)
     storage_options: dict[str, Any] = field(default_factory=dict)  # fsspec options for remote URLs
+    verify_shards: bool = True                 # check every shard's sha256 against the manifest before training
 
     def __post_init__(self):
         def bad(name: str, rule: str):

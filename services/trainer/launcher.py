@@ -58,7 +58,7 @@ def run(cfg: TrainConfig, echo=print) -> list[dict[str, Any]]:
     from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    plan: Plan = preflight(cfg)
+    plan: Plan = preflight(cfg, echo)
     echo(plan.describe(cfg))
     store = RunStore(cfg.out, cfg.storage_options)
     if plan.resume_epoch >= cfg.epochs and store.has_model():

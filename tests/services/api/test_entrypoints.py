@@ -60,7 +60,11 @@ def test_eval_argv_is_accepted_by_the_evaluator_cli(store):
     job = build_job("eval", "eval-1", cfg, store, "python")
     args = build_parser().parse_args(job.argv[3:])
     assert args.model == store.run_uri("train-1") and args.name == "train-1"
-    assert args.suites == ["imagenet-r", "imagefolder:/data/pacs/sketch"] and args.limit == 10
+    from services.evaluator.suites import parse_suites
+
+    requests = parse_suites(args.suites, args.data_root)
+    assert [r.label for r in requests] == ["imagenet-r", "sketch"] and args.limit == 10
+    assert requests[1].uri == "/data/pacs/sketch" and requests[0].uri == "s3://bucket/eval/imagenet-r"
     assert args.out == store.run_uri("eval-1")
 
 
@@ -71,8 +75,14 @@ def test_no_config_field_reaches_the_runtime_env_or_the_interpreter(store):
                       ("eval", EvalRunConfig(model="/m", suites=["imagenet-r"]))):
         job = build_job(kind, "r", cfg, store, "/opt/venv/bin/python")
         assert job.argv[:3] == ["/opt/venv/bin/python", "-m", f"services.{ {'generate': 'generator', 'train': 'trainer', 'eval': 'evaluator'}[kind]}"]
-        values = [a for a in job.argv[3:] if not a.startswith("--")]
-        assert all(not v.startswith("-") for v in values)
+        assert all(a.startswith("--") for a in job.argv[3:])  # every value is glued to its flag: --flag=value
     for field in ("runtime_env", "entrypoint", "python", "env", "pip"):
         with pytest.raises(ValueError):
             GenerateRunConfig(source="/d", **{field: "x"})
+
+
+def test_schema_suite_names_are_the_evaluators():
+    from schemas.api import EVAL_SUITE_NAMES
+    from services.evaluator.suites import SUITES
+
+    assert sorted(EVAL_SUITE_NAMES) == sorted(SUITES)
