@@ -7,6 +7,8 @@ job's log: filtering here cleans the terminal, the job log and the web UI's log 
 What is dropped, and why it is safe to drop (Ray 2.60, seen on every successful run):
 - Ray Train V2's PlacementGroupCleaner polls the state API, which needs the dashboard our local Ray runs
   without: "Failed to query Ray Train Controller actor state", up to once a second, harmless.
+  When the run ends and Ray shuts down, its thread may die with an `RpcError` traceback ("Timed out while
+  waiting for GCS"): the cluster it watched is gone, nothing is left to clean.
 - Its autoscaling client logs "Failed to send resource request" with a `GetTimeoutError` traceback when
   the CPUs are busy; its own message says it is safe to ignore.
 - "Found multiple active Ray instances": the state API's address lookup sees other Ray clusters on the
@@ -26,6 +28,7 @@ from typing import Callable, Iterable
 
 NOISE = (
     "Failed to query Ray Train Controller actor state",
+    "Exception in thread PlacementGroupCleanerMonitor",
     "Failed to send resource request",
     "Found multiple active Ray instances",
     "'PreemptionWatcher'",

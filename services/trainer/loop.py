@@ -5,6 +5,7 @@ debugging): everything distributed goes through `WorkerContext`.
 """
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -110,7 +111,9 @@ def train_worker(cfg: TrainConfig, ctx: WorkerContext = WorkerContext(), data: T
         rngs = ctx.gather(capture_rng())  # every rank's, so each resumes its own stream
         if ctx.rank == 0:
             log.log(summary, flush=True)
-            print(epoch_line(summary, cfg.epochs), flush=True)  # a line per epoch, in a terminal and in job logs
+            # A line per epoch, in a terminal and in job logs; not print(): Ray Train patches it to log twice.
+            sys.stdout.write(epoch_line(summary, cfg.epochs) + "\n")
+            sys.stdout.flush()
             store.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                         "scheduler": scheduler.state_dict(), "rng": rngs}, epoch + 1, step)
         if ctx.distributed:

@@ -20,6 +20,10 @@ RAY_OUTPUT = [
     "ray.exceptions.GetTimeoutError: Get timed out: some object(s) not ready.",
     "[2026-12-01 15:05:48,633 E 6591 6757] core_worker.cc:2465: Actor with class name: 'PreemptionWatcher' and ID: "
     "'b4a2' has constructor arguments in the object store and max_restarts > 0.",
+    "Exception in thread PlacementGroupCleanerMonitor:",
+    "Traceback (most recent call last):",
+    '  File "/ray/train/v2/_internal/execution/controller/placement_group_cleaner.py", line 80, in _monitor_loop',
+    "ray.exceptions.RpcError: Timed out while waiting for GCS to become available.",
     "Found multiple active Ray instances: {'127.0.0.1:6379', '127.0.0.1:51234'}. Connecting to latest cluster.",
     "Setting up process group for: env:// [rank=0, world_size=1]",
     "Started training worker group of size 1: ",
