@@ -7,6 +7,8 @@ a shift it never saw, the situation DAD is for (in miniature, with tiny random-i
 from __future__ import annotations
 
 import math
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -65,4 +67,23 @@ def make_dataset(root: str | Path, per_class: int = 24, size: int = 64, seed: in
                     img.save(folder / f"{c}-{start + i:04d}.png")
                 start += n
                 out[f"{domain}/{split}"] = root / domain / split
+    return out
+
+
+def merge_domains(paths: dict[str, Path], root: str | Path) -> dict[str, Path]:
+    """Every domain's split in one ImageFolder, <root>/<split>/<class>/<domain>-<file> (hard links where the
+    file system allows): the teacher's training data, so that it knows the shift the students never see."""
+    root = Path(root)
+    out = {}
+    for key, folder in paths.items():
+        domain, split = key.split("/")
+        for image in folder.rglob("*.png"):
+            target = root / split / image.parent.name / f"{domain}-{image.name}"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if not target.exists():
+                try:
+                    os.link(image, target)
+                except OSError:
+                    shutil.copyfile(image, target)
+        out[split] = root / split
     return out
