@@ -5,10 +5,11 @@ Every job (`python -m services.generator|trainer|evaluator`) calls `configure_jo
 job's log: filtering here cleans the terminal, the job log and the web UI's log tail alike.
 
 What is dropped, and why it is safe to drop (Ray 2.60, seen on every successful run):
-- Ray Train V2's PlacementGroupCleaner polls the state API, which needs the dashboard our local Ray runs
-  without: "Failed to query Ray Train Controller actor state", up to once a second, harmless.
-  When the run ends and Ray shuts down, its thread may die with an `RpcError` traceback ("Timed out while
-  waiting for GCS"): the cluster it watched is gone, nothing is left to clean.
+- Ray Train V2's PlacementGroupCleaner, a safety net for a crashed controller (a run that ends removes its
+  placement group itself), polls the state API, which needs the dashboard our local Ray runs without:
+  "Failed to query Ray Train Controller actor state", up to once a second. On a busy machine the cleaner
+  may exit early ("Failed to register placement group with cleaner"), and when Ray shuts down its thread
+  dies with an `RpcError` traceback ("Timed out while waiting for GCS").
 - Its autoscaling client logs "Failed to send resource request" with a `GetTimeoutError` traceback when
   the CPUs are busy; its own message says it is safe to ignore.
 - "Found multiple active Ray instances": the state API's address lookup sees other Ray clusters on the
@@ -29,6 +30,7 @@ from typing import Callable, Iterable
 NOISE = (
     "Failed to query Ray Train Controller actor state",
     "Exception in thread PlacementGroupCleanerMonitor",
+    "Failed to register placement group with cleaner",
     "Failed to send resource request",
     "Found multiple active Ray instances",
     "'PreemptionWatcher'",
@@ -39,7 +41,7 @@ NOISE = (
 )
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _TRACEBACK_LINE = re.compile(r"^(\s|Traceback \(most recent call last\)|During handling|The above exception|"
-                             r"[\w.]+(Error|Exception|Exit|Interrupt)\b|$)")
+                             r"The actor is dead because|[\w.]+(Error|Exception|Exit|Interrupt)\b|$)")
 # Driver-side loggers that say the same things before any worker does.
 _RAY_LOGGERS = ("ray._private.authentication.authentication_token_setup", "ray._private.services")
 

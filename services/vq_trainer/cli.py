@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             opt.step()
             sched.step()
             for k, v in losses.items():
-                totals[k] = totals.get(k, 0.0) + float(v) / steps_per_epoch
+                totals[k] = totals.get(k, 0.0) + float(v.detach()) / steps_per_epoch
             bar.set_postfix(loss=f"{losses['loss'].item():.4f}")
         lines.append({"epoch": epoch + 1, **totals, "elapsed_s": time.time() - t0})
         print(f"epoch {epoch + 1}/{args.epochs}: loss {totals['loss']:.4f}, {lines[-1]['elapsed_s']:.1f} s", flush=True)
