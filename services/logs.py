@@ -9,7 +9,8 @@ What is dropped, and why it is safe to drop (Ray 2.60, seen on every successful 
   placement group itself), polls the state API, which needs the dashboard our local Ray runs without:
   "Failed to query Ray Train Controller actor state", up to once a second. On a busy machine the cleaner
   may exit early ("Failed to register placement group with cleaner"), and when Ray shuts down its thread
-  dies with an `RpcError` traceback ("Timed out while waiting for GCS").
+  dies with an `RpcError` traceback ("Timed out while waiting for GCS") or is slow to stop ("Monitor thread
+  did not exit within 12.00 seconds").
 - Its autoscaling client logs "Failed to send resource request" with a `GetTimeoutError` traceback when
   the CPUs are busy; its own message says it is safe to ignore.
 - "Found multiple active Ray instances": the state API's address lookup sees other Ray clusters on the
@@ -31,6 +32,7 @@ NOISE = (
     "Failed to query Ray Train Controller actor state",
     "Exception in thread PlacementGroupCleanerMonitor",
     "Failed to register placement group with cleaner",
+    "Monitor thread did not exit within",
     "Failed to send resource request",
     "Found multiple active Ray instances",
     "'PreemptionWatcher'",

@@ -27,6 +27,7 @@ RAY_OUTPUT = [
     "Failed to register placement group with cleaner: The actor died unexpectedly before finishing this task.",
     "\tclass_name: PlacementGroupCleaner",
     "The actor is dead because its worker process has died. Worker exit type: INTENDED_USER_EXIT",
+    "Monitor thread did not exit within 12.00 seconds",
     "Found multiple active Ray instances: {'127.0.0.1:6379', '127.0.0.1:51234'}. Connecting to latest cluster.",
     "Setting up process group for: env:// [rank=0, world_size=1]",
     "Started training worker group of size 1: ",
