@@ -34,7 +34,7 @@ def _shape(draw: ImageDraw.ImageDraw, name: str, cx: float, cy: float, r: float,
 
 def render(name: str, domain: str, rng: np.random.Generator, size: int = 64) -> Image.Image:
     if domain == "photo":
-        base = rng.integers(40, 200, 3)
+        base = 125 + rng.integers(-25, 25, 3)  # tinted grey: the image's colour lives in the shape and the texture
         noise = rng.integers(-30, 30, (size // 8, size // 8, 3))
         bg = np.clip(base + noise, 0, 255).astype(np.uint8)
         img = Image.fromarray(bg).resize((size, size), Image.BILINEAR)
