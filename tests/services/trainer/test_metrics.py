@@ -27,3 +27,11 @@ def test_log_appends_and_only_rank_zero_writes(tmp_path):
         log.flush()
     assert [r["step"] for r in read_metrics(str(tmp_path))] == [1, 2]
     assert all("time" in r for r in read_metrics(str(tmp_path)))
+
+
+def test_epoch_line_says_the_epoch_loss_accuracy_and_time():
+    from services.trainer.loop import epoch_line
+
+    summary = {"epoch": 1, "train_loss": 0.51234, "val_top1": 0.4583, "epoch_time_s": 3.14}
+    assert epoch_line(summary, 3) == "epoch 2/3: train loss 0.5123, val top-1 45.8%, 3.1 s"
+    assert epoch_line({**summary, "val_top1": None}, 3) == "epoch 2/3: train loss 0.5123, 3.1 s"
