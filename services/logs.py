@@ -9,8 +9,9 @@ What is dropped, and why it is safe to drop (Ray 2.60, seen on every successful 
   placement group itself), polls the state API, which needs the dashboard our local Ray runs without:
   "Failed to query Ray Train Controller actor state", up to once a second. On a busy machine the cleaner
   may exit early ("Failed to register placement group with cleaner"), and when Ray shuts down its thread
-  dies with an `RpcError` traceback ("Timed out while waiting for GCS") or is slow to stop ("Monitor thread
-  did not exit within 12.00 seconds").
+  dies with an `RpcError` traceback ("Timed out while waiting for GCS"), is slow to stop ("Monitor thread
+  did not exit within 12.00 seconds"), or the controller fails to stop it ("Failed to stop
+  PlacementGroupCleaner gracefully" with a `GetTimeoutError` traceback). Every line naming it is dropped.
 - Its autoscaling client logs "Failed to send resource request" with a `GetTimeoutError` traceback when
   the CPUs are busy; its own message says it is safe to ignore.
 - "Found multiple active Ray instances": the state API's address lookup sees other Ray clusters on the
@@ -30,7 +31,7 @@ from typing import Callable, Iterable
 
 NOISE = (
     "Failed to query Ray Train Controller actor state",
-    "Exception in thread PlacementGroupCleanerMonitor",
+    "PlacementGroupCleaner",  # its thread's exit, "Failed to stop/launch PlacementGroupCleaner ...", ...
     "Failed to register placement group with cleaner",
     "Monitor thread did not exit within",
     "Failed to send resource request",
