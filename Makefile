@@ -12,14 +12,21 @@ STORE ?= out/store
 IMAGE ?= dad:0.1.0
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' \
+	  '{n[NR] = $$1; d[NR] = $$2; if (length($$1) > w) w = length($$1)} \
+	   END {for (i = 1; i <= NR; i++) printf "  %s  %s\n", sprintf("%-" w "s", n[i]), d[i]}'
 
-install:  ## system packages (chromium for the UI tests), then .venv with the pinned dependencies and the project
+install:  ## system packages (chromium for the UI tests), then .venv with the pinned dependencies and the project (4-6 min)
+	@echo "==> [1/4] system packages (chromium for the UI tests)"
 	scripts/install-system-deps.sh
+	@echo "==> [2/4] virtual environment $(VENV)"
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet -r requirements/lock.txt
+	@echo "==> [3/4] pinned dependencies (requirements/lock.txt: torch, ray, ... about 6 GB; the longest step)"
+	$(PIP) install --progress-bar on -r requirements/lock.txt
+	@echo "==> [4/4] the project itself, then pip check"
 	$(PIP) install --quiet --no-deps -e .
 	$(PY) -m pip check
+	@echo "==> done: 'source $(VENV)/bin/activate', then 'make demo'"
 
 lock:  ## re-resolve requirements/base.in into requirements/lock.txt (maintainers only)
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock && .venv-lock/bin/pip install --quiet -r requirements/base.in
@@ -39,7 +46,7 @@ test-all:  ## every test, slow ones included
 system-deps:  ## Debian packages the tests need (chromium); says what to do when not root
 	scripts/install-system-deps.sh
 
-demo:  ## the whole pipeline on a laptop: synthetic data -> generate -> train -> evaluate -> catalog (tiny models, CPU)
+demo:  ## the method on a laptop (CPU, ~3 min): fit Q and a teacher, generate, train ce/dad students, evaluate on an unseen domain, catalog
 	$(PY) -m services.demo --out out/demo
 
 bench: bench-generator bench-trainer  ## every CPU benchmark

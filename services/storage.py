@@ -84,6 +84,19 @@ def absolute_uri(uri: str | None) -> str | None:
     return "file://" + os.path.abspath(uri.removeprefix("file://")) if uri.startswith("file://") else os.path.abspath(uri)
 
 
+def missing_path_hint(uri: str) -> str:
+    """For a "does not exist" message: under a Ray job (`ray job submit --working-dir .` runs the job in an
+    uploaded copy of that folder) a relative local path resolves inside the copy; say so. '' elsewhere."""
+    if "RAY_JOB_CONFIG_JSON_ENV_VAR" not in os.environ:  # set by Ray's job supervisor for the job's driver
+        return ""
+    protocol, path = fsspec.core.split_protocol(uri)
+    cwd = os.getcwd()
+    if protocol not in (None, "file", "local") or (os.path.isabs(path) and not path.startswith(cwd + os.sep)):
+        return ""
+    return (f" (this Ray job runs in {cwd}, with --working-dir a copy that Ray uploaded, and relative paths "
+            "resolve there: give an absolute path or a store URI such as s3://bucket/...)")
+
+
 def is_local(fs: fsspec.AbstractFileSystem) -> bool:
     return isinstance(fs, LocalFileSystem)
 

@@ -13,6 +13,7 @@ from typing import Callable
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 
 from services.api.catalog.db import create_catalog_engine, migrate, session_factory
 from services.api.deps import single_valued_query
@@ -61,8 +62,9 @@ def create_app(settings: Settings, launcher: Launcher | None = None) -> FastAPI:
             if state.local_ray is not None:
                 state.local_ray.stop()
 
-    app = FastAPI(title="DAD control plane", version="1", description=DESCRIPTION, lifespan=lifespan,
-                  dependencies=[Depends(single_valued_query)])
+    # FastAPIOffline: /docs and /redoc load Swagger UI and ReDoc from the package, not from a CDN.
+    app = FastAPIOffline(title="DAD control plane", version="1", description=DESCRIPTION, lifespan=lifespan,
+                         dependencies=[Depends(single_valued_query)])
     app.state.settings = settings
     app.state.store = Store(settings.store_uri, settings.storage_options)
     app.state.images = ShardImageReader(app.state.store)

@@ -1,7 +1,9 @@
 """A local Ray for the control plane when no address is configured: join the one `ray start --head` runs
 here (its job server on 127.0.0.1:8265), or start one of our own as a child process.
 
-Our own Ray is a plain `ray start --head --block` on free loopback ports, in a private temp dir, with token
+Our own Ray is a plain `ray start --head --block` on free loopback ports (never Ray's defaults 6379 and 8265,
+which a user's later `ray start --head` takes; restart the server to move its jobs there), in a private temp
+dir, with token
 auth (Ray 2.60's default) and a token of our own: the same kind of cluster a user starts by hand, so jobs
 see a normal `RAY_ADDRESS`, and `stop()` ends exactly the processes it started (never `ray stop`, which
 would end every Ray on the machine). Jobs run with the `python` of this interpreter's folder (first on
@@ -84,8 +86,7 @@ class LocalRay:
     def start(self, timeout_s: float = 120.0) -> str:
         self.temp_dir = tempfile.mkdtemp(prefix="dad-ray-")  # short: Ray's socket paths must fit in 107 bytes
         gcs, client, nm, om, metrics, agent, agent_grpc, env_agent, free_dash = free_ports(9)
-        dash = self.dashboard_port or (8265 if not job_server_answers(DEFAULT_JOB_SERVER) and _port_free(8265)
-                                       else free_dash)
+        dash = self.dashboard_port or free_dash  # never 8265/6379: a later `ray start --head` needs them
         bin_dir = str(Path(sys.executable).parent)
         env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}", "RAY_AUTH_MODE": "token",
                "RAY_AUTH_TOKEN": self.token, "RAY_USAGE_STATS_ENABLED": "0", **self.extra_env}
@@ -149,15 +150,6 @@ def _stop_jobs(address: str, token: str) -> None:
             running = [j.submission_id for j in client.list_jobs() if not j.status.is_terminal()]
     except Exception as e:  # noqa: BLE001 - shutting down regardless
         log.warning("could not stop the local Ray's jobs first: %s", e)
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def _kill_processes_mentioning(marker: str) -> None:

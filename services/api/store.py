@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from datetime import datetime, timezone
 from typing import Any, Mapping
 
 from schemas import sample_store as ss
@@ -125,14 +126,14 @@ def sha256_bytes(data: bytes) -> str:
 
 
 def record_finished_run(store: Store, run_id: str, kind: str, entrypoint: list[str], config: dict[str, Any],
-                        sample_set_id: str | None = None, succeeded: bool = True, message: str = "") -> None:
+                        sample_set_id: str | None = None, succeeded: bool = True, message: str = "",
+                        started_at: datetime | None = None, finished_at: datetime | None = None) -> None:
     """Write `run.json` + `status.json` for a run made outside the control plane (the demo, experiments),
-    so that `catalog rebuild` lists it with its metrics and results like any submitted run."""
-    from datetime import datetime, timezone
-
-    now = datetime.now(timezone.utc)
+    so that `catalog rebuild` lists it with its metrics, results and duration like any submitted run."""
+    finished = finished_at or datetime.now(timezone.utc)
+    started = started_at or finished
     store.write_run_record(RunRecord(id=run_id, kind=kind, config=config, config_sha256=sha256_json(config),
                                      entrypoint=entrypoint, output_uri=store.run_uri(run_id),
-                                     sample_set_id=sample_set_id, submitted_at=now))
+                                     sample_set_id=sample_set_id, submitted_at=started))
     store.write_run_status(run_id, RunStatusRecord(status="SUCCEEDED" if succeeded else "FAILED", message=message,
-                                                   finished_at=now, updated_at=now))
+                                                   started_at=started, finished_at=finished, updated_at=finished))

@@ -1,83 +1,125 @@
-"""`python -m services.demo`: the whole pipeline on a laptop, in one command, in a few minutes on a CPU.
+"""`python -m services.demo`: the method end to end on a laptop, in one command, in about 3 minutes on a CPU.
 
-synthetic source -> generator (tiny CLIP + tiny VQ, local Ray) -> sample store (local Parquet) ->
-trainer (ce and dad students) -> evaluator (in-distribution `photo` and shifted `sketch`) -> table ->
-catalog (SQLite), ready for `python -m services.api --store <out>/store`.
+synthetic shapes (photo | sketch) -> fit Q (services.vq_trainer, photo only) -> train the teacher
+(services.trainer, ce on photo and sketch: the stand-in for CLIP's broad training) -> generator (Q and the
+teacher, local Ray) -> sample store -> students `ce` and `dad` on photo only (services.trainer) ->
+evaluator (in-distribution `photo`, unseen `sketch`) -> table -> catalog (<store>/catalog.db).
 
-The models are random-init `tiny` ones, so the accuracies only show that everything runs end to end; use
-`--preset paper` with real weights (see README) for numbers that mean something.
+The jobs are the control plane's: each stage's command line is built from a REST run config
+(`services.api.entrypoints`), and the store records that config, the command and its start and finish times,
+so `python -m services.api --store <out>/store` shows the runs as if they had been submitted over REST.
 """
 from __future__ import annotations
 
 import argparse
+import shlex
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 from services.api.store import Store, record_finished_run
-from services.demo.synthetic import make_dataset
+from services.demo.synthetic import make_dataset, merge_domains
+
+SET_ID = "demo-photo"
+TEACHER = "demo-teacher"
 
 
-def run(stage: str, *args: str) -> float:
-    """Run one service as its own process (as `ray job submit` would) and return its wall time."""
-    cmd = [sys.executable, "-m", *args]
-    print(f"\n=== {stage}: python -m {' '.join(args)}", flush=True)
-    t0 = time.time()
-    subprocess.run(cmd, check=True)
-    return time.time() - t0
+class Demo:
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.out = Path(args.out).resolve()
+        self.store = Store(str(self.out / "store"))
+        self.times: dict[str, float] = {}
+
+    def command(self, stage: str, argv: list[str]) -> tuple[datetime, datetime]:
+        """Run one service as its own process (as a Ray job would); returns its start and finish times."""
+        print(f"\n=== {stage}: {shlex.join(['python', *argv[1:]])}", flush=True)
+        started, t0 = datetime.now(timezone.utc), time.time()
+        subprocess.run(argv, check=True)
+        self.times[stage] = time.time() - t0
+        return started, datetime.now(timezone.utc)
+
+    def job(self, stage: str, run_id: str, kind: str, config: dict) -> None:
+        """Run a generate / train / eval job exactly as the control plane would submit it, then record it."""
+        from schemas.api import EvalRunConfig, GenerateRunConfig, TrainRunConfig
+        from services.api.entrypoints import build_job
+
+        model = {"generate": GenerateRunConfig, "train": TrainRunConfig, "eval": EvalRunConfig}[kind]
+        typed = model.model_validate(config)
+        spec = build_job(kind, run_id, typed, self.store, sys.executable)
+        started, finished = self.command(stage, spec.argv)
+        record_finished_run(self.store, run_id, kind, spec.argv, typed.model_dump(mode="json"),
+                            sample_set_id=spec.sample_set_id or typed.model_dump().get("sample_set"),
+                            message="made by services.demo", started_at=started, finished_at=finished)
+
+    def run(self) -> int:
+        a, out = self.args, self.out
+        t_start = time.time()
+        data = make_dataset(out / "data", per_class=a.per_class, size=32)
+        both = merge_domains(data, out / "data" / "photo+sketch")
+        vq = out / "vq"
+        self.command("fit Q", [sys.executable, "-m", "services.vq_trainer", "--source", str(data["photo/train"]),
+                               "--out", str(vq), "--config", "tiny-vq", "--image-size", "32",
+                               "--epochs", str(a.vq_epochs), "--batch-size", "8", "--codebook-init", "data",
+                               "--eval", f"photo={data['photo/test']}", "--eval", f"sketch={data['sketch/test']}"])
+        train = {"preset": "tiny", "batch_size": 16, "optimizer": "adamw", "lr": 3e-3, "warmup_epochs": 0,
+                 "cpus_per_worker": 0.5, "loader_workers": 0, "log_every": 2}
+        self.job("train the teacher", TEACHER, "train", {
+            **train, "source": str(both["train"]), "val": str(both["test"]), "objective": "ce",
+            "student": a.teacher_arch, "epochs": a.teacher_epochs})
+        models = {"teacher.kind": "timm", "teacher.model": a.teacher_arch, "teacher.image_size": 32,
+                  "teacher.pretrained": str(Path(self.store.run_path(TEACHER)) / "model.pth"),
+                  "discretizer.config": str(vq / "config.yaml"), "discretizer.checkpoint": str(vq / "vq.ckpt")}
+        self.job("generate", "demo-generate", "generate", {
+            "source": str(data["photo/train"]), "preset": "tiny", "overrides": models, "set_name": SET_ID,
+            "shard_size": 32, "cpus_per_actor": 0.5})
+        students = []
+        for objective in a.objectives.split(","):
+            run_id = f"demo-{objective.replace('+', '-')}"
+            self.job(f"train {objective}", run_id, "train", {
+                **train, "source": str(data["photo/train"]), "val": str(data["photo/test"]), "sample_set": SET_ID,
+                "objective": objective, "overrides": models, "epochs": a.epochs})
+            students.append(run_id)
+        suites = [f"photo=imagefolder:{data['photo/test']}", f"sketch=imagefolder:{data['sketch/test']}"]
+        for run_id in [TEACHER, *students]:
+            self.job(f"evaluate {run_id}", f"eval-{run_id}", "eval", {"model_run": run_id, "suites": suites})
+        self.command("catalog", [sys.executable, "-m", "services.api.catalog", "rebuild", "--store", self.store.uri])
+        self.command("table", [sys.executable, "-m", "services.evaluator", "table",
+                               *[self.store.run_uri(f"eval-{r}") for r in [TEACHER, *students]],
+                               "--out", str(out / "results.md")])
+        print("\n=== wall time per stage")
+        for name, seconds in self.times.items():
+            print(f"  {name:<24} {seconds:6.1f} s")
+        print(f"  {'total':<24} {time.time() - t_start:6.1f} s")
+        print(f"\nResults table: {out / 'results.md'}\n\n{(out / 'results.md').read_text().split(chr(10) + chr(10))[0]}")
+        print("\nBrowse the sample set, the runs and the results (README \"Control plane\"):\n"
+              '  export DAD_AUTH_TOKEN=$(python -c "import secrets; print(secrets.token_hex(16))")\n'
+              f"  make serve STORE={_shown(out / 'store')}        # then open http://127.0.0.1:8000/ui/")
+        return 0
+
+
+def _shown(path: Path) -> str:
+    """The path as the user typed it when it is below the working directory (out/demo/store)."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m services.demo", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default="out/demo", help="folder for data, sample store, runs and catalog (default: out/demo)")
+    p.add_argument("--out", default="out/demo", help="folder for data, Q, sample store, runs and catalog (default: out/demo)")
     p.add_argument("--per-class", type=int, default=24, help="synthetic images per class and domain (default: 24)")
-    p.add_argument("--epochs", type=int, default=3, help="student epochs (default: 3)")
+    p.add_argument("--epochs", type=int, default=8, help="student epochs (default: 8)")
+    p.add_argument("--teacher-epochs", type=int, default=15, help="teacher epochs (default: 15)")
+    p.add_argument("--vq-epochs", type=int, default=6, help="epochs fitting Q (default: 6)")
+    p.add_argument("--teacher-arch", default="test_resnet", help="timm teacher architecture (default: test_resnet)")
     p.add_argument("--objectives", default="ce,dad", help="comma-separated student objectives (default: ce,dad)")
     args = p.parse_args(argv)
-
-    out = Path(args.out).resolve()
-    data = make_dataset(out / "data", per_class=args.per_class, size=32)
-    store = Store(str(out / "store"))
-    times, records = {}, []
-
-    def stage(name: str, run_id: str, kind: str, *cmd: str, set_id: str | None = None) -> None:
-        times[name] = run(name, *cmd)
-        records.append((run_id, kind, ["python", "-m", *cmd], set_id))
-
-    set_id = "demo-photo"
-    stage("generate", "demo-generate", "generate", "services.generator", "--source", str(data["photo/train"]),
-          "--out", store.sample_sets_uri(), "--name", set_id, "--preset", "tiny", "--shard-size", "32",
-          set_id=set_id)
-    manifest = f"{store.set_uri(set_id)}/manifest.json"
-    trained = []
-    for objective in args.objectives.split(","):
-        run_id = f"demo-{objective.replace('+', '-')}"
-        stage(f"train {objective}", run_id, "train", "services.trainer", "--source", str(data["photo/train"]),
-              "--samples", manifest, "--preset", "tiny", "--objective", objective, "--out", store.run_uri(run_id),
-              "--epochs", str(args.epochs), "--batch-size", "16", "--optimizer", "adamw", "--lr", "2e-3",
-              "--warmup-epochs", "0", "--val", str(data["photo/test"]), "--cpus-per-worker", "0.5", "--no-progress",
-              set_id=set_id)
-        trained.append(run_id)
-    suites = f"photo=imagefolder:{data['photo/test']},sketch=imagefolder:{data['sketch/test']}"
-    for run_id in trained:
-        stage(f"evaluate {run_id}", f"eval-{run_id}", "eval", "services.evaluator", "--model", store.run_uri(run_id),
-              "--suites", suites, "--out", store.run_uri(f"eval-{run_id}"), "--name", run_id)
-    for run_id, kind, entrypoint, sid in records:
-        record_finished_run(store, run_id, kind, entrypoint, {"demo": True}, sample_set_id=sid,
-                            message="made by services.demo")
-    database = f"sqlite:///{out / 'catalog.db'}"
-    run("catalog", "services.api.catalog", "rebuild", "--store", store.uri, "--database", database)
-    run("table", "services.evaluator", "table", *[store.run_uri(f"eval-{r}") for r in trained],
-        "--out", str(out / "results.md"))
-    print("\n=== wall time per stage")
-    for name, seconds in times.items():
-        print(f"  {name:<24} {seconds:6.1f} s")
-    print(f"\nResults table: {out / 'results.md'}")
-    print(f"Browse:        DAD_AUTH_TOKEN=$(openssl rand -hex 16) python -m services.api --store {store.uri} "
-          f"--database {database}   # then open http://127.0.0.1:8000/ui/")
-    return 0
+    return Demo(args).run()
 
 
 if __name__ == "__main__":

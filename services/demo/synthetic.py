@@ -7,6 +7,8 @@ a shift it never saw, the situation DAD is for (in miniature, with tiny random-i
 from __future__ import annotations
 
 import math
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +34,7 @@ def _shape(draw: ImageDraw.ImageDraw, name: str, cx: float, cy: float, r: float,
 
 def render(name: str, domain: str, rng: np.random.Generator, size: int = 64) -> Image.Image:
     if domain == "photo":
-        base = rng.integers(40, 200, 3)
+        base = 125 + rng.integers(-25, 25, 3)  # tinted grey: the image's colour lives in the shape and the texture
         noise = rng.integers(-30, 30, (size // 8, size // 8, 3))
         bg = np.clip(base + noise, 0, 255).astype(np.uint8)
         img = Image.fromarray(bg).resize((size, size), Image.BILINEAR)
@@ -65,4 +67,23 @@ def make_dataset(root: str | Path, per_class: int = 24, size: int = 64, seed: in
                     img.save(folder / f"{c}-{start + i:04d}.png")
                 start += n
                 out[f"{domain}/{split}"] = root / domain / split
+    return out
+
+
+def merge_domains(paths: dict[str, Path], root: str | Path) -> dict[str, Path]:
+    """Every domain's split in one ImageFolder, <root>/<split>/<class>/<domain>-<file> (hard links where the
+    file system allows): the teacher's training data, so that it knows the shift the students never see."""
+    root = Path(root)
+    out = {}
+    for key, folder in paths.items():
+        domain, split = key.split("/")
+        for image in folder.rglob("*.png"):
+            target = root / split / image.parent.name / f"{domain}-{image.name}"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if not target.exists():
+                try:
+                    os.link(image, target)
+                except OSError:
+                    shutil.copyfile(image, target)
+        out[split] = root / split
     return out

@@ -1,4 +1,6 @@
 from services.evaluator.cli import main
+from services.logs import configure_job_logs
 
 if __name__ == "__main__":
+    configure_job_logs()  # Ray's known noise off; no colour codes in files
     raise SystemExit(main())

@@ -26,7 +26,8 @@ from torch import nn
 from dad_core import PixelSpaceClassifier, TeacherConfig, create_student, create_teacher, get_preset
 from dad_core.imagenet import imagenet1k_classnames, imagenet1k_wnids
 from services.source.class_map import parse_class_map
-from services.storage import StorageError, describe_storage_error, is_local, open_filesystem, storage_errors
+from services.storage import (StorageError, describe_storage_error, is_local, missing_path_hint, open_filesystem,
+                              storage_errors)
 
 # Keys a checkpoint's JSON sidecar may use (the trainer's export and hand-written ones alike).
 _ARCH_KEYS = ("arch", "model", "student", "model_name")
@@ -138,7 +139,7 @@ def _find_checkpoint(source: str, storage_options) -> tuple[str, dict[str, Any]]
     fs, path = open_filesystem(source, storage_options)
     try:
         if not fs.exists(path):
-            raise ModelError(f"--model {source!r}: no such checkpoint or folder")
+            raise ModelError(f"--model {source!r}: no such checkpoint or folder{missing_path_hint(source)}")
         if fs.isdir(path):
             found = [posixpath.join(path, n) for n in _CHECKPOINT_NAMES if fs.isfile(posixpath.join(path, n))]
             if not found:

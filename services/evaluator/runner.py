@@ -18,7 +18,7 @@ from services.evaluator.suites import (ClassProtocol, SuiteError, SuiteRequest, 
                                        imagefolder_protocol, imagenet_protocol, sample_items)
 from services.source import ReadSpec, SourceError, SourceListing, list_source
 from services.source.class_map import ClassMapError
-from services.storage import StorageError, join, open_filesystem
+from services.storage import StorageError, join, missing_path_hint, open_filesystem
 
 
 @dataclass(frozen=True)
@@ -82,8 +82,8 @@ def plan_suite(request: SuiteRequest, spec: ModelSpec, options: EvalOptions) -> 
         return SuitePlan(request, [_task(request.label, request, listing, spec, options)], listing.skipped.reasons)
     fs, root = open_filesystem(request.uri, options.storage_options)
     if not fs.isdir(root):
-        raise SuiteError(f"suite {request.label!r}: folder {request.uri!r} does not exist (build one from any "
-                         "ImageFolder with --build-c-from)")
+        raise SuiteError(f"suite {request.label!r}: folder {request.uri!r} does not exist"
+                         f"{missing_path_hint(request.uri)} (build one from any ImageFolder with --build-c-from)")
     missing = [f"{c}/{s}" for c in options.c_corruptions for s in options.c_severities
                if not fs.isdir(join(root, c, str(s)))]
     if missing:

@@ -2,6 +2,8 @@
 import sys
 
 from services.generator.cli import main
+from services.logs import configure_job_logs
 
 if __name__ == "__main__":
+    configure_job_logs()  # Ray's known noise off; no colour codes in files
     sys.exit(main())

@@ -20,7 +20,8 @@ import pyarrow.parquet as pq
 
 from schemas.manifest import ReasonCounts, SourceFingerprint
 from services.source.class_map import ClassMap, load_class_map, resolve_class_names
-from services.storage import StorageError, describe_storage_error, open_filesystem, storage_errors, to_uri
+from services.storage import (StorageError, describe_storage_error, missing_path_hint, open_filesystem,
+                              storage_errors, to_uri)
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ def list_source(uri: str, source_format: str = "auto", class_map: str | None = N
     fs, root = open_filesystem(uri, storage_options)
     try:
         if not fs.exists(root):
-            raise SourceError(f"source {uri!r} does not exist")
+            raise SourceError(f"source {uri!r} does not exist{missing_path_hint(uri)}")
         is_file = fs.isfile(root)
         entries = {root: fs.info(root)} if is_file else fs.find(root, withdirs=True, detail=True)
     except storage_errors() as e:

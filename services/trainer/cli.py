@@ -119,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--log-every", type=int, default=d["log_every"].default,
                    help="steps per metrics line (default: %(default)s)")
     g.add_argument("--max-steps-per-epoch", type=int, default=None, help="cap steps per epoch (smoke tests)")
-    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (it shows only on a terminal; a line per epoch is printed either way)")
     g.add_argument("--skip-verify", action="store_true",
                    help="do not check the sample set's shards against the sha256 sums of its manifest before "
                         "training (reads every shard once; skip only for a set you know is intact)")
@@ -152,7 +153,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         precision="bf16" if args.bf16 else "fp32", channels_last=args.channels_last, seed=args.seed,
         workers=args.workers, gpus_per_worker=args.gpus_per_worker, cpus_per_worker=args.cpus_per_worker,
         loader_workers=args.loader_workers, shuffle_window=args.shuffle_window, max_failures=args.max_failures,
-        ray_address=args.ray_address, log_every=args.log_every, progress_bar=not args.no_progress,
+        ray_address=args.ray_address, log_every=args.log_every, progress_bar=not args.no_progress and sys.stdout.isatty(),
         max_steps_per_epoch=args.max_steps_per_epoch,
         storage_options=_pairs(args.storage_option, "--storage-option"), verify_shards=not args.skip_verify)
 

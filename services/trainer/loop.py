@@ -5,6 +5,7 @@ debugging): everything distributed goes through `WorkerContext`.
 """
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -112,6 +113,9 @@ def train_worker(cfg: TrainConfig, ctx: WorkerContext = WorkerContext(), data: T
         rngs = ctx.gather(capture_rng())  # every rank's, so each resumes its own stream
         if ctx.rank == 0:
             log.log(summary, flush=True)
+            # A line per epoch, in a terminal and in job logs; not print(): Ray Train patches it to log twice.
+            sys.stdout.write(epoch_line(summary, cfg.epochs) + "\n")
+            sys.stdout.flush()
             store.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                         "scheduler": scheduler.state_dict(), "rng": rngs}, epoch + 1, step)
         if ctx.distributed:
@@ -140,6 +144,12 @@ def resume(store: RunStore, model: nn.Module, optimizer, scheduler, ctx: WorkerC
     if len(state["rng"]) == ctx.world_size:
         restore_rng(state["rng"][ctx.rank])
     return state["epoch"], state["global_step"], True
+
+
+def epoch_line(summary: dict, epochs: int) -> str:
+    """`epoch 2/3: train loss 1.2345, val top-1 45.8%, 12.3 s` for the console and the job log."""
+    val = f", val top-1 {100 * summary['val_top1']:.1f}%" if summary.get("val_top1") is not None else ""
+    return f"epoch {summary['epoch'] + 1}/{epochs}: train loss {summary['train_loss']:.4f}{val}, {summary['epoch_time_s']:.1f} s"
 
 
 def train_one_epoch(models: StepModels, loader, optimizer, scheduler, settings: StepSettings, cfg: TrainConfig,

@@ -9,6 +9,7 @@ import argparse
 import io
 import json
 import math
+import sys
 import time
 
 import torch
@@ -37,9 +38,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval", action="append", default=[], metavar="NAME=URI",
                    help="held-out source to report PSNR on; repeatable (e.g. --eval photo=/data/photo_val)")
     p.add_argument("--limit", type=int, default=None, help="use at most this many training images")
+    p.add_argument("--codebook-init", choices=["random", "data"], default="random",
+                   help="codebook start: taming's uniform init, or encoder outputs of training images (avoids the "
+                        "collapse to a few codes that short fits on small data suffer) (default: random)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     return p
+
+
+@torch.no_grad()
+def init_codebook_from_data(q, images: torch.Tensor) -> None:
+    """Set each code to the encoder's output at a random position of a random training image (uint8 images,
+    (N, 3, H, W)), so that every code starts where the data is and none is dead from the first step."""
+    model = q.vqmodel
+    x = images[torch.randperm(len(images))[:64]].float() / 255 * 2 - 1
+    z = model.quant_conv(model.encoder(x))  # (B, d, h, w)
+    z = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])  # (B*h*w, d)
+    codes = model.quantize.embedding.weight
+    codes.copy_(z[torch.randint(len(z), (len(codes),))] if len(z) < len(codes) else z[torch.randperm(len(z))[:len(codes)]])
 
 
 @torch.no_grad()
@@ -64,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"--image-size must be a multiple of {q.downsample_factor} for this VQ config")
 
     images, _, _, skipped = load_images(args.source, args.image_size, limit=args.limit)
+    if args.codebook_init == "data":
+        init_codebook_from_data(q, images)
     steps_per_epoch = math.ceil(len(images) / args.batch_size)
     opt = torch.optim.Adam(q.parameters(), lr=args.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, args.epochs * steps_per_epoch))
@@ -71,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     for epoch in range(args.epochs):
         order = torch.randperm(len(images))
         totals: dict[str, float] = {}
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{args.epochs}", unit="step")
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{args.epochs}", unit="step", leave=False,
+                   disable=not sys.stderr.isatty())  # a bar on a terminal; the line below either way
         for step in bar:
             x = images[order[step * args.batch_size:(step + 1) * args.batch_size]].float() / 255
             losses = vq_training_loss(q, x)
@@ -80,9 +99,10 @@ def main(argv: list[str] | None = None) -> int:
             opt.step()
             sched.step()
             for k, v in losses.items():
-                totals[k] = totals.get(k, 0.0) + float(v) / steps_per_epoch
+                totals[k] = totals.get(k, 0.0) + float(v.detach()) / steps_per_epoch
             bar.set_postfix(loss=f"{losses['loss'].item():.4f}")
         lines.append({"epoch": epoch + 1, **totals, "elapsed_s": time.time() - t0})
+        print(f"epoch {epoch + 1}/{args.epochs}: loss {totals['loss']:.4f}, {lines[-1]['elapsed_s']:.1f} s", flush=True)
 
     report = {"source": args.source, "config": args.config, "image_size": args.image_size, "epochs": args.epochs,
               "train_images": len(images), "skipped": dict(skipped), "train_seconds": time.time() - t0,

@@ -80,3 +80,15 @@ def test_relative_paths_become_absolute_and_urls_stay(tmp_path, monkeypatch):
     assert absolute_uri("file://rel/x") == f"file://{tmp_path / 'rel' / 'x'}"
     assert absolute_uri("s3://bucket/key") == "s3://bucket/key" and absolute_uri(None) is None
     assert absolute_uri("/abs/path") == "/abs/path"
+
+
+def test_a_missing_relative_path_under_a_ray_job_says_where_relative_paths_resolve(tmp_path, monkeypatch):
+    from services.source.listing import SourceError, list_source
+    from services.storage import missing_path_hint
+
+    monkeypatch.chdir(tmp_path)
+    assert missing_path_hint("data/train") == ""  # not a Ray job: the plain message is enough
+    monkeypatch.setenv("RAY_JOB_CONFIG_JSON_ENV_VAR", "{}")  # what Ray's job supervisor sets for the driver
+    with pytest.raises(SourceError, match="relative paths resolve there: give an absolute path or a store URI"):
+        list_source(str(tmp_path / "data" / "train"))
+    assert missing_path_hint("s3://bucket/data") == "" and missing_path_hint("/elsewhere/data") == ""

@@ -25,6 +25,7 @@ def test_without_an_address_the_server_starts_its_own_ray_and_reports_a_failed_j
     with TestClient(app_module.create_app(settings)) as client:
         local = client.app.state.local_ray
         assert local is not None and client.app.state.job_python == sys.executable
+        assert not local.address.endswith((":8265", ":6379"))  # Ray's default ports stay free for `ray start --head`
         body = {"id": "bad-source", "kind": "generate", "config": {"source": str(tmp_path / "missing"), "preset": "tiny"}}
         assert client.post("/runs", json=body, headers=headers).status_code == 201
         run = wait_for(lambda: (lambda r: r if r["status"] in ("SUCCEEDED", "FAILED") else None)(

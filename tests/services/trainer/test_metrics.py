@@ -42,3 +42,11 @@ def test_rewind_drops_records_past_the_checkpoint_step_and_torn_lines(tmp_path):
     lines = [json.loads(x) for x in open(log.path).read().splitlines()]
     assert [r.get("event") or r["type"] for r in lines] == ["start", "step", "epoch", "resume", "step"]
     assert [r["step"] for r in lines if r["type"] == "step"] == [10, 20]
+
+
+def test_epoch_line_says_the_epoch_loss_accuracy_and_time():
+    from services.trainer.loop import epoch_line
+
+    summary = {"epoch": 1, "train_loss": 0.51234, "val_top1": 0.4583, "epoch_time_s": 3.14}
+    assert epoch_line(summary, 3) == "epoch 2/3: train loss 0.5123, val top-1 45.8%, 3.1 s"
+    assert epoch_line({**summary, "val_top1": None}, 3) == "epoch 2/3: train loss 0.5123, 3.1 s"

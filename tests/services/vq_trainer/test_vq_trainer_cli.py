@@ -42,3 +42,21 @@ def test_bad_image_size_is_rejected_before_training(tmp_path):
     src = _image_folder(tmp_path / "train", n=1)
     with pytest.raises(SystemExit, match="multiple of 4"):
         main(["--source", str(src), "--out", str(tmp_path / "o"), "--image-size", "30"])
+
+
+def test_codebook_init_from_data_puts_every_code_on_an_encoder_output(tmp_path):
+    import torch
+
+    from dad_core.discretizers.training import trainable
+    from services.vq_trainer.cli import init_codebook_from_data
+
+    images = load_images(str(_image_folder(tmp_path / "train")), 32, progress=False)[0]
+    q = trainable(create_discretizer(DiscretizerConfig(config="tiny-vq", init_seed=0)))
+    before = q.vqmodel.quantize.embedding.weight.detach().clone()
+    with torch.no_grad():
+        init_codebook_from_data(q, images)
+        z = q.vqmodel.quant_conv(q.vqmodel.encoder(images.float() / 255 * 2 - 1))
+    outputs = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])  # (N*h*w, d)
+    codes = q.vqmodel.quantize.embedding.weight
+    assert not torch.allclose(codes, before)
+    assert torch.cdist(codes, outputs).min(dim=1).values.max() < 1e-2  # each code is one of the encoder's outputs
