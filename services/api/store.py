@@ -61,6 +61,10 @@ class Store:
     def run_uri(self, run_id: str) -> str:
         return to_uri(self.fs, self.run_path(run_id))
 
+    def run_record_uri(self, run_id: str) -> str:
+        """`runs/<id>/run.json`: also the config file the run's job reads (`--config`)."""
+        return to_uri(self.fs, join(self.run_path(run_id), RUN_RECORD))
+
     # -- listing --------------------------------------------------------------------------------------------
     def list_set_ids(self) -> list[str]:
         """Ids of published sets (those with a manifest); folders with other names are ignored."""

@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from dad_core import get_preset, parse_overrides
 from schemas.generation_status import GenerationStatus
 from schemas.manifest import (
     ModelInfo, SampleSetConfig, SampleSetManifest, SampleSetPlan, ShardCommit, Statistics,
 )
 from services.generator.config import GeneratorConfig, default_set_name, generation_fingerprint
+from services.jobs.presets import resolve_preset
 from services.generator.progress import ProgressReporter, ProgressTracker
 from services.generator.provenance import code_version
 from services.generator.actor import DADWorker
@@ -63,8 +63,7 @@ class Job:
     """A resolved job: what to read, where the set lives, its identity."""
 
     config: GeneratorConfig
-    overrides: dict[str, Any]
-    preset: Any
+    preset: Any                              # dad_core.Preset, resolved once for the job
     listing: SourceListing
     set_fingerprint: str
     store: SampleSetStore
@@ -77,8 +76,7 @@ class Job:
 
 def prepare_job(config: GeneratorConfig) -> Job:
     """Validate everything that can fail before Ray does any work: preset, output, source, a readable image."""
-    overrides = parse_overrides(config.overrides)
-    preset = get_preset(config.preset, overrides=overrides)
+    preset = resolve_preset(config.preset, config.overrides)
     out_fs, out_path = open_filesystem(config.out, config.storage_options)
     check_writable(out_fs, out_path)
     listing = list_source(config.source, config.source_format, config.class_map, config.storage_options)
@@ -89,7 +87,7 @@ def prepare_job(config: GeneratorConfig) -> Job:
     store = SampleSetStore(join(config.out.rstrip("/"), name), config.storage_options)
     n = len(listing.items)
     shards = [(i, start, min(config.shard_size, n - start)) for i, start in enumerate(range(0, n, config.shard_size))]
-    job = Job(config, overrides, preset, listing, fingerprint, store, shards)
+    job = Job(config, preset, listing, fingerprint, store, shards)
     probe_readable(job)
     return job
 
@@ -222,7 +220,7 @@ class _Scheduler:
         cls = self.ray.remote(DADWorker)
         return cls.options(num_cpus=self.cpa, num_gpus=self.gpa, max_restarts=2, max_task_retries=2,
                            name=f"dad-generator-{self.run_id}-{i}-{self.replacements}").remote(
-            self.cfg.preset, self.job.overrides, self.job.listing.class_names, self.threads)
+            self.job.preset, self.job.listing.class_names, self.threads)
 
     def _start_actors(self) -> dict[str, str]:
         self.actors = [self._new_actor(i) for i in range(self.n_actors)]

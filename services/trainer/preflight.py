@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from dad_core import create_student
+from dad_core import Preset, create_student
 from schemas.manifest import SampleSetManifest
 from services.sample_store import load_manifest
 from services.source import SourceListing, list_source
@@ -45,18 +45,18 @@ class Plan:
         return "\n".join(lines + [f"warning: {w}" for w in self.warnings])
 
 
-def preflight(cfg: TrainConfig) -> Plan:
-    """Validate every input of `cfg`; raise TrainInputError naming the first problem found."""
+def preflight(cfg: TrainConfig, preset: Preset | None = None) -> Plan:
+    """Validate every input of `cfg` (whose preset the job resolved once: `preset`); raise TrainInputError
+    naming the first problem found."""
     try:
-        return _preflight(cfg)
+        return _preflight(cfg, preset or cfg.resolve_preset())
     except TrainInputError:
         raise
     except (ValueError, StorageError, FileNotFoundError) as e:
         raise TrainInputError(str(e)) from e
 
 
-def _preflight(cfg: TrainConfig) -> Plan:
-    preset = cfg.resolve_preset()  # unknown preset / bad override
+def _preflight(cfg: TrainConfig, preset: Preset) -> Plan:
     source = list_source(cfg.source, cfg.source_format, cfg.class_map, cfg.storage_options)
     with torch.device("meta"):  # checks the name without allocating weights
         create_student(cfg.student, num_classes=len(source.class_names))

@@ -75,7 +75,7 @@ def test_rerunning_a_finished_set_changes_nothing(tiny_sample_set):
 
 def test_killed_actor_loses_no_sample(ray_local, tiny_image_folder, tmp_path):
     config = GeneratorConfig(source=str(tiny_image_folder), out=str(tmp_path), shard_size=3, batch_size=2,
-                             overrides=("attack.steps=10",),  # slow enough that the kill lands mid-run
+                             overrides={"attack.steps": 10},  # slow enough that the kill lands mid-run
                              cpus_per_actor=0.5, progress_bar=False, status_interval_s=0.2)
     killed = []
 
@@ -133,6 +133,6 @@ def test_source_without_a_readable_image_fails_at_once(ray_local, tmp_path):
 
 def test_resuming_with_a_different_config_is_refused(ray_local, tiny_sample_set):
     config, result, _ = tiny_sample_set
-    other = GeneratorConfig(**{**config.__dict__, "name": result.manifest.name, "overrides": ("attack.steps=2",)})
+    other = GeneratorConfig(**{**config.__dict__, "name": result.manifest.name, "overrides": {"attack.steps": 2}})
     with pytest.raises(GenerationError, match="different sample set"):
         run_generation(other)

@@ -48,10 +48,10 @@ def test_objectives_say_what_data_they_need():
 
 
 def test_round_trips_through_a_dict_and_names_resume_conflicts():
-    cfg = make(overrides=("distill.temperature=2",))
+    cfg = make(overrides={"distill.temperature": 2})
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
     saved = cfg.to_dict()
-    assert make(overrides=("distill.temperature=2",), epochs=200).resume_conflicts(saved) == []  # longer: ok
+    assert make(overrides={"distill.temperature": 2}, epochs=200).resume_conflicts(saved) == []  # longer: ok
     assert any(c.startswith("objective") for c in make(objective="kd", overrides=cfg.overrides).resume_conflicts(saved))
 
 

@@ -99,4 +99,4 @@ def test_an_out_folder_of_another_run_is_not_resumed(train_config):
 
 def test_bad_preset_override(train_config):
     with pytest.raises(TrainInputError, match="distill"):
-        preflight(train_config(overrides=("distill.nope=1",)))
+        preflight(train_config(overrides={"distill.nope": 1}))
