@@ -127,7 +127,8 @@ def evaluate_main(argv: list[str] | None) -> int:
     try:
         args = job_config_from_args(EvalJobConfig, parser.parse_args(argv), FLAGS)
     except ValueError as e:
-        parser.error(str(e))
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     options = dict(args.storage_options)
     fs, out = open_filesystem(args.out, options)
     check_writable(fs, out)

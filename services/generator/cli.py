@@ -68,7 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = config_from_args(args)
     except ValueError as e:
-        parser.error(str(e))
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     from services.generator.pipeline import GenerationError, prepare_job, run_generation
     from services.source.class_map import ClassMapError
     from services.source.listing import SourceError

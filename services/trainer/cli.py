@@ -66,7 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    return job_config_from_args(TrainConfig, args, FLAGS)
+    """The run's config from --config and the flags; relative paths are made absolute here."""
+    from services.trainer.launcher import absolute_paths
+
+    return absolute_paths(job_config_from_args(TrainConfig, args, FLAGS))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -63,8 +63,13 @@ def resolve(cfg: TrainConfig) -> tuple[TrainConfig, Preset]:
         preset = cfg.resolve_preset()
     except (ValueError, TypeError) as e:
         raise TrainInputError(f"preset {cfg.preset!r}: {e}") from None
-    update = {name: absolute_uri(getattr(cfg, name)) for name in ("source", "out", "samples", "class_map", "val")}
-    return cfg.model_copy(update={**update, "student": cfg.student or preset.student}), preset
+    return absolute_paths(cfg).model_copy(update={"student": cfg.student or preset.student}), preset
+
+
+def absolute_paths(cfg: TrainConfig) -> TrainConfig:
+    """Relative paths made absolute, against this process's directory (Ray Train workers run in another)."""
+    return cfg.model_copy(update={name: absolute_uri(getattr(cfg, name))
+                                  for name in ("source", "out", "samples", "class_map", "val")})
 
 
 def run(cfg: TrainConfig, echo=print) -> list[dict[str, Any]]:

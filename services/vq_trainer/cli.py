@@ -7,6 +7,7 @@ that is not a .json file names the taming config, as --vq-config does). Writes t
 from __future__ import annotations
 
 import argparse
+import sys
 import io
 import json
 import math
@@ -53,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = config_from_args(parser.parse_args(argv))
     except ValueError as e:
-        parser.error(str(e))
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     if args.threads:
         torch.set_num_threads(args.threads)
     evals = args.eval
