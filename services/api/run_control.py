@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
+from schemas.results import METRICS_NAME, parse_metrics
 from schemas.api import TERMINAL_STATUSES, RunDetail, RunPublic, RunRecord, RunStatusRecord
 from services.api.catalog import crud
 from services.api.catalog.ingest import run_from_record
@@ -174,8 +175,6 @@ def run_detail(ctx: RunContext, run: Run) -> RunDetail:
 
 def read_train_metrics(store: Store, run_id: str, max_points: int = 2000) -> list[dict[str, Any]]:
     """The trainer's metric records (de-duplicated across resumes), thinned to at most `max_points` steps."""
-    from services.trainer.metrics import METRICS_NAME, parse_metrics
-
     data = store.read_bytes(join(store.run_path(run_id), METRICS_NAME))
     if data is None:
         return []

@@ -13,12 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from typing import Any, Mapping
+from typing import Any
 
 from schemas import sample_store as ss
 from schemas.api import RunRecord, RunStatusRecord, is_valid_id
 from schemas.generation_status import GenerationStatus
-from services.storage import atomic_write_bytes, join, open_filesystem, to_uri
+from services.storage import StoreFolder, atomic_write_bytes, join, to_uri
 
 log = logging.getLogger(__name__)
 
@@ -28,13 +28,12 @@ RUN_RECORD = "run.json"
 RUN_STATUS = "status.json"
 
 
-class Store:
+class Store(StoreFolder):
     """One store root (local folder or object-store URL) and its layout."""
 
-    def __init__(self, uri: str, storage_options: Mapping[str, Any] | None = None):
-        self.storage_options = dict(storage_options or {})
-        self.fs, self.root = open_filesystem(uri, self.storage_options)
-        self.uri = to_uri(self.fs, self.root)
+    @property
+    def root(self) -> str:
+        return self.path
 
     # -- locations ----------------------------------------------------------------------------------------
     def _child(self, *parts: str) -> str:
@@ -85,6 +84,7 @@ class Store:
 
     # -- files ----------------------------------------------------------------------------------------------
     def read_bytes(self, path: str) -> bytes | None:
+        """A file by its full path below the root (None if missing)."""
         try:
             return self.fs.cat_file(path)
         except FileNotFoundError:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -179,14 +180,18 @@ def job_config_from_args(model: type[BaseModel], args: argparse.Namespace, flags
     try:
         return model.model_validate(data)
     except ValidationError as e:
-        raise ValueError(describe_errors(e, flags or {})) from None
+        raise ValueError(describe_errors(e, model, flags or {})) from None
 
 
-def describe_errors(error: ValidationError, flags: Mapping[str, Flag]) -> str:
-    """One line per problem, named by the flag that sets the field."""
+def describe_errors(error: ValidationError, model: type[BaseModel], flags: Mapping[str, Flag]) -> str:
+    """One line per problem, named by the flag that sets the field (field names in messages become flags)."""
+    def as_flag(match: re.Match) -> str:
+        return flag_name(match.group(0), flags) if match.group(0) in model.model_fields else match.group(0)
+
     lines = []
     for err in error.errors():
         loc = [str(p) for p in err["loc"]]
         where = flag_name(loc[0], flags) + "".join(f"[{p}]" for p in loc[1:]) if loc else "config"
-        lines.append(f"{where}: {err['msg'].removeprefix('Value error, ')}")
+        message = re.sub(r"\b[a-z]+(_[a-z]+)+\b", as_flag, err["msg"].removeprefix("Value error, "))
+        lines.append(f"{where}: {message}")
     return "; ".join(lines)

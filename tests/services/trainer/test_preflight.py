@@ -85,7 +85,7 @@ def test_unknown_objective(sample_set, tmp_path, capsys):
 def test_stored_logits_with_randaugment_is_refused(sample_set, tmp_path, no_training, capsys):
     assert cli(sample_set, tmp_path, "--randaugment", "rand-m9-mstd0.5") == 2
     err = capsys.readouterr().err
-    assert "TrainConfig.randaugment" in err and "--teacher-logits online" in err
+    assert "--randaugment: must be off with stored teacher logits" in err and "--teacher-logits online" in err
 
 
 def test_an_out_folder_of_another_run_is_not_resumed(train_config):
