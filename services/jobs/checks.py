@@ -7,12 +7,12 @@ from typing import Any, Mapping
 
 class DadCoreChecks:
     def objectives(self) -> list[str]:
-        from dad_core.losses import list_objectives
+        from dad_core.objectives import list_objectives
 
         return list_objectives()
 
     def objective_needs(self, name: str) -> frozenset[str]:
-        from dad_core.losses import objective_needs
+        from dad_core.objectives import objective_needs
 
         return objective_needs(name)
 

@@ -52,13 +52,13 @@ FLAGS = {"samples": Flag(metavar="MANIFEST_URI"), "val": Flag(metavar="URI"), "m
 
 
 def _objective_help() -> str:
-    from dad_core.losses import list_objectives
+    from dad_core.objectives import describe_objectives
 
-    return ", ".join(list_objectives())
+    return "(dad_core.objectives)\n" + describe_objectives()
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from dad_core.losses import list_objectives
+    from dad_core.objectives import list_objectives
 
     flags = {**FLAGS, "objective": Flag(choices=tuple(list_objectives()))}
     return job_parser(TrainConfig, prog="python -m services.trainer", groups=GROUPS, flags=flags,

@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 import services.jobs  # noqa: F401 - installs the dad_core checks the config validates with
 from dad_core import DistillConfig, Preset
-from dad_core.losses import objective_needs
+from dad_core.objectives import objective_needs
 from schemas.jobs.checks import SAMPLE_SET_INPUTS, STUDENT_ATTACK_INPUTS, TEACHER_INPUTS
 from schemas.jobs.train import OPTIMIZERS, TEACHER_LOGITS, TrainJobConfig  # noqa: F401 - re-exported
 from services.jobs.presets import parse_override_text, resolve_preset

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from dad_core import AttackConfig, DistillConfig, PixelSpaceClassifier, generate_dad_batch
-from dad_core.losses import ObjectiveInputs, compute_objective, objective_needs
+from dad_core.objectives import ObjectiveInputs, compute_objective, objective_needs
 
 Tensor = torch.Tensor
 

@@ -56,7 +56,7 @@ def test_openapi_run_config_lists_the_fields_help_lists(client, kind):
 
 def test_openapi_lists_the_registrys_objectives_and_presets(client):
     from dad_core import list_presets
-    from dad_core.losses import list_objectives
+    from dad_core.objectives import list_objectives
 
     props = client.get("/openapi.json").json()["components"]["schemas"]["TrainRunConfig"]["properties"]
     assert props["objective"]["examples"] == list_objectives()

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
-from dad_core.losses import list_objectives
+from dad_core.objectives import list_objectives
 from schemas.api import GenerateRunConfig, RunRecord, TrainRunConfig
 from schemas.jobs import GenerateSettings, TrainSettings
 from services.api.entrypoints import build_job

@@ -1,7 +1,7 @@
 import pytest
 from pydantic import ValidationError
 
-from dad_core.losses import list_objectives
+from dad_core.objectives import list_objectives
 from services.trainer.config import TrainConfig
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from dad_core import PixelSpaceClassifier, create_discretizer, create_student, create_teacher
-from dad_core.losses import list_objectives
+from dad_core.objectives import list_objectives
 from services.trainer.data import build_datasets, collate_examples
 from services.trainer.step import StepModels, StepSettings, compute_losses
 
