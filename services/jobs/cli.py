@@ -144,6 +144,8 @@ def given_fields(model: type[BaseModel], args: argparse.Namespace) -> dict[str, 
             value = dict(parse_override_text(f"{k}={v}") for k, v in value)
         elif isinstance(value, list) and value and isinstance(value[0], tuple):
             value = dict(value)
+        elif isinstance(value, list) and value and isinstance(value[0], list):  # list flags: comma-split words
+            value = [item for word in value for item in word]
         out[name] = value
     return out
 

@@ -14,7 +14,7 @@ import logging
 import time
 import uuid
 from datetime import datetime, timezone
-from typing import Any, Mapping
+from typing import Mapping
 
 import pyarrow as pa
 import pyarrow.parquet as pq

@@ -164,3 +164,21 @@ def test_generate_configs_the_api_accepts_are_the_ones_the_generator_accepts_wit
         resolve_preset(from_flags.preset, from_flags.overrides)
     assert {k: getattr(from_record, k) for k in GenerateSettings.model_fields} == \
         {k: getattr(run_config, k) for k in GenerateSettings.model_fields}
+
+
+def test_list_flags_take_spaces_and_commas_and_the_config_file_takes_json(tmp_path):
+    from schemas.jobs import EvalJobConfig
+    from services.evaluator.cli import FLAGS, build_parser
+    from services.jobs.cli import job_config_from_args
+
+    def parse(*argv):
+        return job_config_from_args(EvalJobConfig, build_parser().parse_args(list(argv)), FLAGS)
+
+    cfg = parse("--model", "teacher:tiny", "--out", "/o", "--suites", "imagenet-r,imagenet-a", "imagenet-c",
+                "--c-severities", "1,5", "--c-corruptions", "fog")
+    assert cfg.suites == ["imagenet-r", "imagenet-a", "imagenet-c"] and cfg.c_severities == [1, 5]
+    (tmp_path / "job.json").write_text(cfg.model_dump_json())
+    assert parse("--config", str(tmp_path / "job.json")) == cfg
+    assert parse("--config", str(tmp_path / "job.json"), "--limit", "3").limit == 3
+    with pytest.raises(ValueError, match="--c-severities\\[0\\]"):
+        parse("--config", str(tmp_path / "job.json"), "--c-severities", "9")
