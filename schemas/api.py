@@ -13,10 +13,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from schemas.fields import (  # noqa: F401 - re-exported: the API's value types are the jobs' ones
-    ID_PATTERN, Cpus, Gpus, Id, Name, OverrideKey, OverrideValue, PositiveInt, Uri, check_id as _check_id,
-    check_plain as _check_plain, check_uri as _check_uri, is_valid_id,
-)
+from schemas.fields import ID_PATTERN, Id, Uri, is_valid_id  # noqa: F401 - ID_PATTERN, is_valid_id re-exported
 from schemas.jobs import EvalSettings, GenerateSettings, TrainSettings
 from schemas.jobs.train import needs_sample_set
 
