@@ -85,7 +85,7 @@ def _add(group, field: str, info: FieldInfo, flags: Mapping[str, Flag]) -> None:
     origin = typing.get_origin(tp)
     if tp is bool:
         negative = name.startswith("--no-")
-        group.add_argument(name, action="store_const", const=not negative, help=text + ("" if negative else ""), **kw)
+        group.add_argument(name, action="store_const", const=not negative, help=text, **kw)
         return
     if origin is dict:
         group.add_argument(name, action="append", type=key_value, metavar=flag.metavar or "KEY=VALUE",
