@@ -164,7 +164,7 @@ class SampleBrief(BaseModel):
     kind: str
     prediction: int
     confidence: float
-    accepted: bool
+    accepted: bool | None = Field(description="adversarial rows: the teacher accepted Q(x'); null on other kinds")
     top5: list[TopK]
 
 

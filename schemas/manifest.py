@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from schemas.sample_store import FORMAT_NAME, FORMAT_VERSION
+from schemas.sample_store import FORMAT_NAME, FORMAT_VERSION, READABLE_FORMAT_VERSIONS
 
 
 class _Model(BaseModel):
@@ -199,9 +199,10 @@ def parse_versioned(model: type[_Model], text: str | bytes, source: str, format_
     if data.get("format") != format_name:
         raise ValueError(f"{source} has format {data.get('format')!r}, expected {format_name!r}")
     version = data.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_FORMAT_VERSIONS:
         newer = isinstance(version, int) and version > FORMAT_VERSION
-        raise ValueError(f"{source} has format_version {version!r}; this code reads version {FORMAT_VERSION}"
+        readable = ", ".join(map(str, READABLE_FORMAT_VERSIONS))
+        raise ValueError(f"{source} has format_version {version!r}; this code reads versions {readable}"
                          + (" (written by newer code: upgrade)" if newer else ""))
     try:
         return model.model_validate(data)

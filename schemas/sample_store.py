@@ -12,17 +12,27 @@ Each source image gives a `clean` row (the resized image), optionally a `discret
 what the discretizer alone does) and an `adversarial` row (Q(x') of DAD, Eq. 9), all stored as PNG (lossless, so the decoded image is bit-exact what the teacher judged). The image column
 is the `{bytes, path}` struct of Hugging Face `datasets`, so pyarrow, DuckDB and `datasets` read shards
 without this package.
+
+Format versions (the manifest's `format_version`, also `dad_format` in each shard's schema metadata):
+- v2 (written now): `accepted` is defined per kind, null where it does not apply (see COL_ACCEPTED), and the
+  schema metadata declares the label column a Hugging Face `ClassLabel` with the set's class names, so the
+  HF dataset viewer and `datasets` show names, not indices.
+- v1: `accepted` was true on every clean row and "teacher right on Q(x)" on Q(x) rows. v1 sets stay readable:
+  readers apply `accepted` to adversarial rows only (`accepted_by_kind`), whatever the version.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import re
+from typing import Sequence
 
 import pyarrow as pa
 
 FORMAT_NAME = "dad-sample-set"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_FORMAT_VERSIONS = (1, 2)  # v1: `accepted` copied onto clean/Q(x) rows, no class names in the schema
+_SAMPLE_ID_VERSION = 1  # part of every sample id: kept at 1 so ids do not change with the format version
 
 MANIFEST_NAME = "manifest.json"
 PLAN_NAME = "_plan.json"
@@ -48,11 +58,16 @@ COL_KIND = "kind"                       # "clean" | "discretized" | "adversarial
 COL_TEACHER_LOGITS = "teacher_logits"   # float16 (K,), the teacher's logits on the decoded stored image
 COL_TEACHER_PREDICTION = "teacher_prediction"
 COL_TEACHER_CONFIDENCE = "teacher_confidence"  # softmax probability of the prediction
-COL_ACCEPTED = "accepted"               # clean: always true; discretized/adversarial: teacher predicts the label
+# `accepted` answers "does this row enter training as a Q(x') sample?" (DAD's acceptance test, Sec. 3.2), so
+# it is defined on adversarial rows only: true when the teacher predicts the label on the stored Q(x'), else
+# false. It is null on clean rows (always used, never judged) and on Q(x) rows (inspection only; whether the
+# teacher is right there is `teacher_prediction == label`), so `GROUP BY accepted` counts Q(x') verdicts alone.
+COL_ACCEPTED = "accepted"
 
 IMAGE_TYPE = pa.struct([pa.field("bytes", pa.binary()), pa.field("path", pa.string())])
 
-# Feature declaration that makes `datasets.load_dataset("parquet", ...)` decode the image column as an Image.
+# Feature declaration that makes `datasets.load_dataset("parquet", ...)` decode the image column as an Image
+# (and, with class names, the label column as a ClassLabel).
 _HF_FEATURES = {
     COL_SAMPLE_ID: {"dtype": "string", "_type": "Value"},
     COL_SOURCE_ID: {"dtype": "string", "_type": "Value"},
@@ -66,27 +81,48 @@ _HF_FEATURES = {
     COL_ACCEPTED: {"dtype": "bool", "_type": "Value"},
 }
 
-# Fields are declared nullable (the writer never writes a null) because `datasets` only applies the feature
-# declaration above to fields equal to its own, and its fields are nullable.
-SAMPLE_SCHEMA = pa.schema(
-    [
-        pa.field(COL_SAMPLE_ID, pa.string()),
-        pa.field(COL_SOURCE_ID, pa.string()),
-        pa.field(COL_SOURCE_PATH, pa.string()),
-        pa.field(COL_LABEL, pa.int64()),
-        pa.field(COL_IMAGE, IMAGE_TYPE),
-        pa.field(COL_KIND, pa.string()),
-        pa.field(COL_TEACHER_LOGITS, pa.list_(pa.float16())),
-        pa.field(COL_TEACHER_PREDICTION, pa.int64()),
-        pa.field(COL_TEACHER_CONFIDENCE, pa.float32()),
-        pa.field(COL_ACCEPTED, pa.bool_()),
-    ],
-    metadata={
-        b"dad_format": f"{FORMAT_NAME}/{FORMAT_VERSION}".encode(),
-        b"huggingface": json.dumps({"info": {"features": _HF_FEATURES}}).encode(),
-    },
-)
+# Fields are declared nullable (the writer writes nulls only in `accepted`) because `datasets` only applies the
+# feature declaration above to fields equal to its own, and its fields are nullable.
+_FIELDS = [
+    pa.field(COL_SAMPLE_ID, pa.string()),
+    pa.field(COL_SOURCE_ID, pa.string()),
+    pa.field(COL_SOURCE_PATH, pa.string()),
+    pa.field(COL_LABEL, pa.int64()),
+    pa.field(COL_IMAGE, IMAGE_TYPE),
+    pa.field(COL_KIND, pa.string()),
+    pa.field(COL_TEACHER_LOGITS, pa.list_(pa.float16())),
+    pa.field(COL_TEACHER_PREDICTION, pa.int64()),
+    pa.field(COL_TEACHER_CONFIDENCE, pa.float32()),
+    pa.field(COL_ACCEPTED, pa.bool_()),
+]
+
+
+def sample_schema(class_names: Sequence[str] | None = None) -> pa.Schema:
+    """The row schema; with `class_names` its metadata names the classes (`dad_class_names`, and a HF
+    `ClassLabel` for the label column), so tools that read only a shard show names, not indices."""
+    features = dict(_HF_FEATURES)
+    metadata = {b"dad_format": f"{FORMAT_NAME}/{FORMAT_VERSION}".encode()}
+    if class_names is not None:
+        features[COL_LABEL] = {"names": list(class_names), "_type": "ClassLabel"}
+        metadata[b"dad_class_names"] = json.dumps(list(class_names)).encode()
+    metadata[b"huggingface"] = json.dumps({"info": {"features": features}}).encode()
+    return pa.schema(_FIELDS, metadata=metadata)
+
+
+SAMPLE_SCHEMA = sample_schema()  # the columns and types; shards carry `sample_schema(class_names)`
 COLUMNS = tuple(SAMPLE_SCHEMA.names)
+
+
+def class_names_of(schema: pa.Schema) -> list[str] | None:
+    """The class names a shard's schema declares (v2), or None (v1 shards, or rows built without names)."""
+    raw = (schema.metadata or {}).get(b"dad_class_names")
+    return None if raw is None else list(json.loads(raw))
+
+
+def accepted_by_kind(kind: str, stored: bool | None) -> bool | None:
+    """`accepted` as format v2 defines it, from a row of any version: the stored verdict on adversarial rows,
+    None on clean and Q(x) rows (v1 stored true / the Q(x) verdict there)."""
+    return (None if stored is None else bool(stored)) if kind == KIND_ADVERSARIAL else None
 
 _SHARD_FILE = re.compile(r"^shard-(\d{6,})-([0-9a-f]+)\.parquet$")
 
@@ -99,7 +135,7 @@ def sample_id(set_fingerprint: str, source_id: str, kind: str) -> str:
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    key = f"{FORMAT_NAME}/{FORMAT_VERSION}\x00{set_fingerprint}\x00{source_id}\x00{kind}"
+    key = f"{FORMAT_NAME}/{_SAMPLE_ID_VERSION}\x00{set_fingerprint}\x00{source_id}\x00{kind}"
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 

@@ -161,7 +161,7 @@ def run_detail(ctx: RunContext, run: Run) -> RunDetail:
     except RayUnavailable as e:
         log_error = str(e)
     except RuntimeError as e:  # Ray no longer has the job's logs
-        log_error = f"no logs: {str(e)[:200]}"
+        log_error = log_unavailable_message(e)
     metrics: list[dict[str, Any]] = []
     progress = None
     if run.kind == "train":
@@ -171,6 +171,16 @@ def run_detail(ctx: RunContext, run: Run) -> RunDetail:
         progress = status.model_dump(mode="json") if status else None
     return RunDetail(**run_public(run).model_dump(), entrypoint=run.entrypoint, metrics=metrics,
                      progress=progress, log_tail=log_tail, log_error=log_error)
+
+
+def log_unavailable_message(error: Exception) -> str:
+    """A sentence for a person instead of Ray's raw HTTP error (e.g. '404 ... Job ... does not exist')."""
+    text = str(error)
+    if any(word in text.lower() for word in ("404", "does not exist", "not found")):
+        return ("Ray has no log for this job: it ran on a Ray cluster that has since restarted, or it was "
+                "recorded without Ray (e.g. by `make demo`). Its outputs in the store are unaffected.")
+    first = text.strip().splitlines()[0][:200] if text.strip() else type(error).__name__
+    return f"the log could not be read from Ray: {first}"
 
 
 def read_train_metrics(store: Store, run_id: str, max_points: int = 2000) -> list[dict[str, Any]]:

@@ -26,6 +26,7 @@ def build_plan(job: Job, checksums: dict[str, str]) -> SampleSetPlan:
 
 def check_same_plan(old: SampleSetPlan, new: SampleSetPlan, uri: str) -> None:
     checks = {
+        "store format version": (old.format_version, new.format_version),  # v1 and v2 shards never mix
         "generation config": (old.config.fingerprint, new.config.fingerprint),
         "source": (old.source.sha256, new.source.sha256),
         "shard size": (old.config.shard_size, new.config.shard_size),

@@ -268,4 +268,5 @@ class ShardScheduler:
         results = [shard.result_refs[b] for b in range(len(shard.batch_refs))]
         return self.write_fn.remote(self.job.store.uri, self.cfg.storage_options, shard.index, shard.first,
                                     len(shard.items), stats.model_dump_json(), stage_s, self.job.set_fingerprint,
-                                    self.checksums, self.run_id, *results)
+                                    self.checksums, self.run_id, *results,
+                                    class_names=list(self.job.listing.class_names))

@@ -76,10 +76,11 @@ def read_shard(spec: ReadSpec, shard: int, items: Sequence[SourceItem], batch_si
 
 def write_shard(set_uri: str, storage_options: dict[str, Any], shard: int, first_item: int, num_items: int,
                 statistics_json: str, stage_s: dict[str, float], set_fingerprint: str,
-                checksums: dict[str, str], run_id: str, *samples: SampleBatch | None) -> str:
+                checksums: dict[str, str], run_id: str, *samples: SampleBatch | None,
+                class_names: Sequence[str] | None = None) -> str:
     """Encode a shard's rows (PNG + Parquet), write the file, then commit it; returns the commit as JSON."""
     t0 = time.perf_counter()
-    table = build_rows(set_fingerprint, [s for s in samples if s is not None])
+    table = build_rows(set_fingerprint, [s for s in samples if s is not None], class_names=class_names)
     stage_s = {**stage_s, "encode": time.perf_counter() - t0}
     commit = SampleSetStore(set_uri, storage_options).commit_shard(
         shard, first_item, num_items, table, Statistics.model_validate_json(statistics_json), stage_s,

@@ -75,9 +75,15 @@ def verify_sample_set(uri: str, storage_options: Mapping[str, Any] | None = None
 
 
 def _selection(table: pa.Table, kinds: Sequence[str], accepted_only: bool) -> pa.Array:
+    """Rows of `kinds`; with `accepted_only`, adversarial rows only where accepted (other kinds all stay).
+
+    `is_in` (never null) rather than the `accepted` column itself: clean and Q(x) rows hold null there (v2).
+    """
     mask = pc.is_in(table[ss.COL_KIND], value_set=pa.array(list(kinds)))
     if accepted_only:
-        mask = pc.and_(mask, table[ss.COL_ACCEPTED])
+        kept = pc.or_(pc.not_equal(table[ss.COL_KIND], ss.KIND_ADVERSARIAL),
+                      pc.is_in(table[ss.COL_ACCEPTED], value_set=pa.array([True])))
+        mask = pc.and_(mask, kept)
     return mask
 
 
@@ -94,7 +100,8 @@ class SampleSetDataset(Dataset):
 
     Item: {"image": float (3, S, S) in [0, 1] (or `transform(PIL image)`), "label", "teacher_logits" (float32
     (K,), exactly the stored float16 values), "teacher_prediction", "teacher_confidence", "kind",
-    "accepted", "sample_id", "source_id"}. Rows are read a row group at a time and a few groups are cached,
+    "accepted" (adversarial rows: the teacher's verdict; None on other kinds, in v1 sets too), "sample_id",
+    "source_id"}. Rows are read a row group at a time and a few groups are cached,
     so sequential or shard-local access is cheap; `index` (a pyarrow Table) lets samplers and the trainer
     pair each x with its Q(x') by `source_id`.
     """
@@ -165,7 +172,7 @@ class SampleSetDataset(Dataset):
             "teacher_prediction": rec[ss.COL_TEACHER_PREDICTION],
             "teacher_confidence": rec[ss.COL_TEACHER_CONFIDENCE],
             "kind": rec[ss.COL_KIND],
-            "accepted": rec[ss.COL_ACCEPTED],
+            "accepted": ss.accepted_by_kind(rec[ss.COL_KIND], rec[ss.COL_ACCEPTED]),
             "sample_id": rec[ss.COL_SAMPLE_ID],
             "source_id": rec[ss.COL_SOURCE_ID],
         }
@@ -193,8 +200,8 @@ def to_ray_dataset(manifest_uri: str, kinds: Sequence[str] = ss.TRAINING_KINDS, 
     paths = [join(root, s.path) for s in manifest.shards]
     ds = ray.data.read_parquet(paths, filesystem=PyFileSystem(FSSpecHandler(fs)))
     expr = col(ss.COL_KIND).is_in(list(kinds))
-    if accepted_only:
-        expr = expr & (col(ss.COL_ACCEPTED) == lit(True))
+    if accepted_only:  # never null (see _selection): clean and Q(x) rows hold null in `accepted`
+        expr = expr & ((col(ss.COL_KIND) != lit(ss.KIND_ADVERSARIAL)) | col(ss.COL_ACCEPTED).is_in([True]))
     if set(kinds) != set(ss.KINDS) or accepted_only:  # also drops Q(x) rows unless asked for
         ds = ds.filter(expr=expr)
     return ds.select_columns(list(columns)) if columns else ds

@@ -1,4 +1,4 @@
-"""Build sample-store rows (schemas.sample_store.SAMPLE_SCHEMA) from arrays: pure, no I/O."""
+"""Build sample-store rows (schemas.sample_store.sample_schema) from arrays: pure, no I/O."""
 from __future__ import annotations
 
 import io
@@ -35,7 +35,7 @@ class TeacherVerdicts:
     logits: np.ndarray       # (B, K) float16
     prediction: np.ndarray   # (B,) int64
     confidence: np.ndarray   # (B,) float32
-    accepted: np.ndarray     # (B,) bool
+    accepted: np.ndarray     # (B,) bool; stored for adversarial rows only (schemas.sample_store.COL_ACCEPTED)
 
 
 @dataclass
@@ -56,9 +56,14 @@ class SampleBatch:
         return len(self.source_ids)
 
 
-def build_rows(set_fingerprint: str, batches: Sequence[SampleBatch],
-               compress_level: int = PNG_COMPRESS_LEVEL) -> pa.Table:
-    """Rows for every item of `batches`: clean, then Q(x) if stored, then Q(x') (an item's rows stay adjacent)."""
+def build_rows(set_fingerprint: str, batches: Sequence[SampleBatch], compress_level: int = PNG_COMPRESS_LEVEL,
+               class_names: Sequence[str] | None = None) -> pa.Table:
+    """Rows for every item of `batches`: clean, then Q(x) if stored, then Q(x') (an item's rows stay adjacent).
+
+    `accepted` is written on adversarial rows only (null on clean and Q(x) rows, format v2); `class_names`
+    go into the schema metadata (a Hugging Face ClassLabel for `label`).
+    """
+    schema = ss.sample_schema(class_names)
     cols: dict[str, list] = {name: [] for name in ss.COLUMNS}
     for batch in batches:
         for i in range(len(batch)):
@@ -77,11 +82,11 @@ def build_rows(set_fingerprint: str, batches: Sequence[SampleBatch],
                 cols[ss.COL_TEACHER_LOGITS].append(verdicts.logits[i])
                 cols[ss.COL_TEACHER_PREDICTION].append(int(verdicts.prediction[i]))
                 cols[ss.COL_TEACHER_CONFIDENCE].append(float(verdicts.confidence[i]))
-                cols[ss.COL_ACCEPTED].append(bool(verdicts.accepted[i]))
+                cols[ss.COL_ACCEPTED].append(bool(verdicts.accepted[i]) if kind == ss.KIND_ADVERSARIAL else None)
     logits = cols.pop(ss.COL_TEACHER_LOGITS)
-    arrays = {name: pa.array(values, type=ss.SAMPLE_SCHEMA.field(name).type) for name, values in cols.items()}
+    arrays = {name: pa.array(values, type=schema.field(name).type) for name, values in cols.items()}
     arrays[ss.COL_TEACHER_LOGITS] = _float16_lists(logits)
-    return pa.Table.from_arrays([arrays[name] for name in ss.COLUMNS], schema=ss.SAMPLE_SCHEMA)
+    return pa.Table.from_arrays([arrays[name] for name in ss.COLUMNS], schema=schema)
 
 
 def _float16_lists(rows: list[np.ndarray]) -> pa.Array:

@@ -6,6 +6,8 @@ import pytest
 
 from schemas import sample_store as ss
 
+V1_CLEAN_ID = "f92e741e3550a4c4b051b005eac70b07"
+
 
 def test_sample_id_is_deterministic_and_distinguishes_kind_item_and_config():
     a = ss.sample_id("cfg1", "dog/1.jpg", ss.KIND_CLEAN)
@@ -45,6 +47,30 @@ def test_teacher_logits_are_float16_lists_and_columns_are_complete():
                           ss.COL_KIND, ss.COL_TEACHER_LOGITS, ss.COL_TEACHER_PREDICTION,
                           ss.COL_TEACHER_CONFIDENCE, ss.COL_ACCEPTED)
     assert ss.SAMPLE_SCHEMA.metadata[b"dad_format"] == f"{ss.FORMAT_NAME}/{ss.FORMAT_VERSION}".encode()
+
+
+def test_format_v2_declares_class_names_as_a_hugging_face_class_label():
+    assert ss.FORMAT_VERSION == 2 and ss.READABLE_FORMAT_VERSIONS == (1, 2)
+    schema = ss.sample_schema(["cat", "dog"])
+    features = json.loads(schema.metadata[b"huggingface"])["info"]["features"]
+    assert features[ss.COL_LABEL] == {"names": ["cat", "dog"], "_type": "ClassLabel"}
+    assert features[ss.COL_IMAGE] == {"_type": "Image"}
+    assert ss.class_names_of(schema) == ["cat", "dog"]
+    assert ss.class_names_of(ss.SAMPLE_SCHEMA) is None  # no names given: the label stays a plain int64
+    assert schema.field(ss.COL_LABEL).type == pa.int64() and schema.equals(ss.SAMPLE_SCHEMA)
+
+
+def test_accepted_is_defined_on_adversarial_rows_only_whatever_the_stored_version():
+    assert ss.accepted_by_kind(ss.KIND_ADVERSARIAL, True) is True
+    assert ss.accepted_by_kind(ss.KIND_ADVERSARIAL, False) is False
+    assert ss.accepted_by_kind(ss.KIND_CLEAN, True) is None       # v1 stored true on every clean row
+    assert ss.accepted_by_kind(ss.KIND_DISCRETIZED, False) is None
+    assert ss.accepted_by_kind(ss.KIND_CLEAN, None) is None
+
+
+def test_sample_ids_did_not_change_with_the_format_version():
+    # the v1 key: ids of sets written before v2 stay valid (pinned value, computed by the v1 code)
+    assert ss.sample_id("f" * 64, "c/0.jpg", ss.KIND_CLEAN) == V1_CLEAN_ID
 
 
 def test_schemas_import_nothing_from_dad_core_or_services():

@@ -115,10 +115,18 @@ def stored_kinds(session: Session, set_id: str) -> list[str]:
 
 
 # -- samples ----------------------------------------------------------------------------------------------------
+SAMPLE_ORDERS = {"stored": (Sample.position,), "confidence": (Sample.confidence, Sample.position),
+                 "-confidence": (Sample.confidence.desc(), Sample.position)}
+
+
 def list_samples(session: Session, set_id: str, label: int | None = None, kind: str | None = None,
                  accepted: bool | None = None, min_confidence: float | None = None,
-                 max_confidence: float | None = None, offset: int = 0, limit: int = 100) -> tuple[list[Sample], int]:
+                 max_confidence: float | None = None, offset: int = 0, limit: int = 100,
+                 source: str | None = None, order: str = "stored") -> tuple[list[Sample], int]:
+    """A page of a set's rows; `source` is a substring of the source item's path, `order` a SAMPLE_ORDERS key."""
     query = select(Sample).where(Sample.set_id == set_id)
+    if source:
+        query = query.where(Sample.source_id.contains(source, autoescape=True))
     if label is not None:
         query = query.where(Sample.label == label)
     if kind is not None:
@@ -130,7 +138,7 @@ def list_samples(session: Session, set_id: str, label: int | None = None, kind: 
     if max_confidence is not None:
         query = query.where(Sample.confidence <= max_confidence)
     count = session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = session.scalars(query.order_by(Sample.position).offset(offset).limit(limit)).all()
+    rows = session.scalars(query.order_by(*SAMPLE_ORDERS[order]).offset(offset).limit(limit)).all()
     return list(rows), int(count or 0)
 
 

@@ -49,7 +49,7 @@ def _shard_rows(table, set_id: str, shard: int, position0: int) -> list[dict]:
         "set_id": set_id, "sample_id": cols[ss.COL_SAMPLE_ID][i], "source_id": cols[ss.COL_SOURCE_ID][i],
         "position": position0 + i, "shard": shard, "row": i, "kind": cols[ss.COL_KIND][i],
         "label": cols[ss.COL_LABEL][i], "prediction": cols[ss.COL_TEACHER_PREDICTION][i],
-        "confidence": float(cols[ss.COL_TEACHER_CONFIDENCE][i]), "accepted": bool(cols[ss.COL_ACCEPTED][i]),
+        "confidence": float(cols[ss.COL_TEACHER_CONFIDENCE][i]), "accepted": ss.accepted_by_kind(cols[ss.COL_KIND][i], cols[ss.COL_ACCEPTED][i]),
         "top5": [[int(c), round(float(p), 5)] for c, p in zip(idx[i], probs[i], strict=True)],
     } for i in range(n)]
 

@@ -77,6 +77,7 @@ class Sample(Base):
         Index("ix_samples_order", "set_id", "kind", "position"),
         Index("ix_samples_class", "set_id", "label", "kind", "position"),
         Index("ix_samples_pair", "set_id", "source_id"),
+        Index("ix_samples_confidence", "set_id", "kind", "confidence"),  # the browser's sort by confidence
     )
 
     pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -90,7 +91,7 @@ class Sample(Base):
     label: Mapped[int] = mapped_column(Integer)
     prediction: Mapped[int] = mapped_column(Integer)
     confidence: Mapped[float] = mapped_column(Float)
-    accepted: Mapped[bool] = mapped_column(Boolean)
+    accepted: Mapped[bool | None] = mapped_column(Boolean, nullable=True)  # adversarial rows only (format v2)
     top5: Mapped[list[Any]] = mapped_column()                            # [[class index, probability], ...]
 
 

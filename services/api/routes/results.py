@@ -17,3 +17,7 @@ def list_results(session: SessionDep, run_id: str | None = None, suite: str | No
     suites = sorted({r.suite for r in rows})
     return ResultsPublic(data=[ResultPublic.model_validate(r, from_attributes=True) for r in rows], count=len(rows),
                          suites=suites)
+
+from services.api.routes import results_csv  # noqa: E402  (its path lives under /results too)
+
+router.include_router(results_csv.router)

@@ -58,3 +58,7 @@ def stop(ctx: RunContextDep, run_id: RunId) -> RunPublic:
     """Ask Ray to stop the run's job (a finished run is returned as it is)."""
     return run_public(stop_run(ctx, _get(ctx, run_id)))
 
+
+from services.api.routes import run_outputs  # noqa: E402  (its paths live under /runs too)
+
+router.include_router(run_outputs.router)

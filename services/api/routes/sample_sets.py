@@ -42,8 +42,15 @@ def list_samples(session: SessionDep, set_id: str,
                  min_confidence: Annotated[float | None, Query(ge=0, le=1, description="teacher confidence >=")] = None,
                  max_confidence: Annotated[float | None, Query(ge=0, le=1, description="teacher confidence <=")] = None,
                  offset: Annotated[int, Query(ge=0)] = 0,
-                 limit: Annotated[int, Query(ge=1, le=500)] = 100) -> SamplesPublic:
-    """Rows of the set in stored order; each carries its pair (clean <-> adversarial) and image URLs."""
+                 limit: Annotated[int, Query(ge=1, le=500)] = 100,
+                 source: Annotated[str | None, Query(min_length=1, max_length=200,
+                                                     description="substring of the source path (source_id)")] = None,
+                 order: Annotated[Literal["stored", "confidence", "-confidence"],
+                                  Query(description="stored order, or teacher confidence up / down (-)")] = "stored",
+                 ) -> SamplesPublic:
+    """Rows of the set (stored order unless `order` says otherwise); each carries its pair (clean <->
+    adversarial) and image URLs."""
     s = _get(session, set_id)
-    rows, count = crud.list_samples(session, s.id, label, kind, accepted, min_confidence, max_confidence, offset, limit)
+    rows, count = crud.list_samples(session, s.id, label, kind, accepted, min_confidence, max_confidence, offset, limit,
+                                    source=source, order=order)
     return samples_page(session, s, rows, count, offset, limit)

@@ -31,6 +31,20 @@ async function api(path) {
 const pct = (v) => (v === null || v === undefined ? "–" : `${(100 * v).toFixed(1)}%`);
 const when = (t) => (t ? new Date(t).toLocaleString() : "–");
 const status = (s) => h("span", { class: `status ${s}`, "data-status": s }, s);
+const RUN_KINDS = ["generate", "train", "eval"];
+const RUN_STATUSES = ["PENDING", "RUNNING", "SUCCEEDED", "FAILED", "STOPPED", "UNKNOWN"];
+
+function duration(r) {
+  if (!r.started_at) return "–";
+  const s = Math.max(0, ((r.finished_at ? new Date(r.finished_at) : new Date()) - new Date(r.started_at)) / 1000);
+  const text = s < 60 ? `${s.toFixed(0)} s` : s < 3600 ? `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`
+                                                       : `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min`;
+  return r.finished_at ? text : `${text} so far`;
+}
+
+function select(name, options, value) {
+  return h("select", { name }, options.map(([v, label]) => h("option", { value: v, selected: String(value) === String(v) }, label)));
+}
 
 
 function parseHash() {
@@ -83,17 +97,22 @@ function lineagePanel(s) {
 }
 
 function filtersForm(s, params) {
-  const sel = (name, options, value) => h("select", { name }, options.map(([v, label]) =>
-    h("option", { value: v, selected: String(value) === String(v) }, label)));
+  const sel = select;
   const form = h("form", { class: "filters panel", id: "filters" },
     h("label", {}, "class", sel("class", [["", "all"], ...s.class_names.map((n, i) => [i, n])], params.get("class") ?? "")),
     h("label", {}, "kind", sel("kind", [["adversarial", "adversarial"], ["clean", "clean"],
       ...(s.variants.includes("discretized") ? [["discretized", "discretized"]] : [])], params.get("kind") || "adversarial")),
-    h("label", {}, "accepted", sel("accepted", [["", "any"], ["true", "accepted"], ["false", "rejected"]], params.get("accepted") ?? "")),
+    h("label", { title: "the teacher's verdict on Q(x'): defined for adversarial rows only" }, "accepted",
+      Object.assign(sel("accepted", [["", "any"], ["true", "accepted"], ["false", "rejected"]], params.get("accepted") ?? ""),
+                    { disabled: (params.get("kind") || "adversarial") !== "adversarial" })),
     h("label", {}, "confidence ≥", h("input", { name: "min_confidence", type: "number", min: 0, max: 1, step: 0.01,
                                                 value: params.get("min_confidence") ?? "" })),
     h("label", {}, "confidence ≤", h("input", { name: "max_confidence", type: "number", min: 0, max: 1, step: 0.01,
                                                 value: params.get("max_confidence") ?? "" })),
+    h("label", {}, "sort", sel("order", [["", "stored order"], ["-confidence", "teacher confidence ↓"],
+                                         ["confidence", "teacher confidence ↑"]], params.get("order") ?? "")),
+    h("label", {}, "source path contains", h("input", { name: "source", type: "search", maxlength: 200,
+                                                          placeholder: "e.g. dog/ or 0042", value: params.get("source") ?? "" })),
     h("button", { type: "submit" }, "Apply"));
   form.addEventListener("change", () => form.requestSubmit());
   form.addEventListener("submit", (ev) => {
@@ -113,16 +132,46 @@ function top5List(title, brief, label) {
       `${t.name} ${(100 * t.probability).toFixed(0)}%`))));
 }
 
+const VARIANT_CAPTIONS = [["clean", "clean x"], ["discretized", "Q(x)"], ["adversarial", "Q(x')"]];
+
+function closeLightbox() {
+  document.getElementById("lightbox")?.remove();
+}
+
+// Full-size view of one item: x, Q(x) and Q(x') side by side, with the teacher's verdicts (Esc or click closes).
+function openLightbox(sample) {
+  closeLightbox();
+  const rows = { [sample.kind]: sample };
+  if (sample.pair) rows[sample.pair.kind] = sample.pair;
+  const verdict = (r) => (r ? `teacher: ${r.top5[0]?.name ?? r.prediction} ${(100 * r.confidence).toFixed(0)}%` : "");
+  const box = h("div", { id: "lightbox", role: "dialog", "aria-modal": "true", "aria-label": `sample ${sample.source_id}`,
+                         onclick: (ev) => { if (ev.target === box || ev.target.dataset.action === "close") closeLightbox(); } },
+    h("div", { class: "lightbox-body" },
+      h("div", { class: "lightbox-head" }, h("strong", {}, sample.class_name), ` · ${sample.source_id}`,
+        h("button", { "data-action": "close", title: "close (Esc)" }, "×")),
+      h("div", { class: "lightbox-images" }, VARIANT_CAPTIONS.filter(([v]) => sample.images[v]).map(([v, caption]) =>
+        h("figure", {}, h("img", { src: sample.images[v], alt: `${caption} ${sample.source_id}`, "data-variant": v }),
+          h("figcaption", {}, caption, h("br"), h("span", { class: "muted" }, verdict(rows[v])),
+            v === "adversarial" && rows.adversarial ? h("span", { class: `badge ${rows.adversarial.accepted ? "yes" : "no"}` },
+              rows.adversarial.accepted ? " accepted" : " rejected") : null)))),
+      h("div", { class: "top5" }, top5List("teacher on x", rows.clean, sample.label),
+        top5List("teacher on Q(x')", rows.adversarial, sample.label))));
+  document.body.append(box);
+}
+
+document.addEventListener("keydown", (ev) => { if (ev.key === "Escape") closeLightbox(); });
+
 function tile(sample) {
   const rows = { [sample.kind]: sample };
   if (sample.pair) rows[sample.pair.kind] = sample.pair;
   const adv = rows.adversarial;
   const figure = (variant, caption) => h("figure", {},
     sample.images[variant]
-      ? h("img", { src: sample.images[variant], alt: `${caption} ${sample.source_id}`, loading: "lazy", "data-variant": variant })
+      ? h("img", { src: sample.images[variant], alt: `${caption} ${sample.source_id}`, loading: "lazy", "data-variant": variant,
+                   title: "click for full size", onclick: () => openLightbox(sample) })
       : h("div", { class: "missing", title: "this sample set does not store Q(x)" }, "not stored"),
     h("figcaption", {}, caption));
-  return h("div", { class: `tile${adv && !adv.accepted ? " rejected" : ""}`, "data-sample": sample.id },
+  return h("div", { class: `tile${adv && adv.accepted === false ? " rejected" : ""}`, "data-sample": sample.id },
     h("div", { class: "triplet" }, figure("clean", "clean x"), figure("discretized", "Q(x)"), figure("adversarial", "Q(x')")),
     h("div", { class: "meta" }, h("span", {}, h("strong", {}, sample.class_name), ` · ${sample.source_id}`),
       adv ? h("span", { class: `badge ${adv.accepted ? "yes" : "no"}` }, adv.accepted ? "accepted" : "rejected") : null),
@@ -135,7 +184,8 @@ async function setPage(id, params) {
   const perPage = Math.min(500, Math.max(1, parseInt(params.get("per_page") || PAGE_SIZE, 10)));
   const page = Math.max(1, parseInt(params.get("page") || "1", 10));
   const q = new URLSearchParams({ offset: (page - 1) * perPage, limit: perPage, kind: params.get("kind") || "adversarial" });
-  for (const k of ["class", "accepted", "min_confidence", "max_confidence"]) if (params.get(k)) q.set(k, params.get(k));
+  for (const k of ["class", "min_confidence", "max_confidence", "order", "source"]) if (params.get(k)) q.set(k, params.get(k));
+  if (params.get("accepted") && q.get("kind") === "adversarial") q.set("accepted", params.get("accepted"));  // null on x, Q(x)
   const samples = await api(`/sample-sets/${encodeURIComponent(id)}/samples?${q}`);
   const pages = Math.max(1, Math.ceil(samples.count / perPage));
   const toPage = (p) => { const next = new URLSearchParams(params); next.set("page", p); go(["sets", id], next); };
@@ -149,37 +199,123 @@ async function setPage(id, params) {
 }
 
 // -- runs ------------------------------------------------------------------------------------------------------------
+const keyMetricCache = new Map();  // run id -> text, for finished train runs (their metrics no longer change)
+
+async function trainKeyMetric(r) {
+  if (keyMetricCache.has(r.id)) return keyMetricCache.get(r.id);
+  let text = "–";
+  try {
+    const { records } = await api(`/runs/${encodeURIComponent(r.id)}/metrics?max_points=10`);
+    const epochs = records.filter((x) => x.type === "epoch" && typeof x.val_top1 === "number");
+    const steps = records.filter((x) => x.type === "step" && typeof x.loss === "number");
+    if (epochs.length) text = `val top-1 ${epochs[epochs.length - 1].val_top1.toFixed(1)}%`;
+    else if (steps.length) text = `loss ${steps[steps.length - 1].loss.toFixed(3)}`;
+  } catch (e) { text = "–"; }
+  if (TERMINAL.has(r.status)) keyMetricCache.set(r.id, text);
+  return text;
+}
+
+function runOutput(r, sets, resultRuns) {
+  const muted = (text, title) => h("span", { class: "muted", title: title || null }, text);
+  if (r.kind === "generate") {
+    if (r.sample_set_id && sets.has(r.sample_set_id))
+      return h("a", { href: `#/sets/${encodeURIComponent(r.sample_set_id)}` }, `sample set ${r.sample_set_id}`);
+    return TERMINAL.has(r.status) || r.status === "UNKNOWN"
+      ? muted(`no sample set (run ${r.status.toLowerCase()})`, r.output_uri) : muted("generating…", r.output_uri);
+  }
+  if (r.kind === "train") {
+    return r.status === "SUCCEEDED"
+      ? h("a", { href: `/runs/${encodeURIComponent(r.id)}/files/model.pth`, download: "", "data-output": "model" }, "model.pth")
+      : muted(TERMINAL.has(r.status) ? `no model (run ${r.status.toLowerCase()})` : "training…", r.output_uri);
+  }
+  return resultRuns.has(r.id) ? h("a", { href: `#/results?run=${encodeURIComponent(r.id)}` }, "results")
+                              : muted(TERMINAL.has(r.status) ? "no results" : "evaluating…", r.output_uri);
+}
+
 async function runsPage(params) {
   const q = new URLSearchParams({ limit: 200 });
   for (const k of ["kind", "status"]) if (params.get(k)) q.set(k, params.get(k));
-  const runs = await api(`/runs?${q}`);
+  const [runs, sets, results] = await Promise.all([api(`/runs?${q}`), api("/sample-sets?limit=500"), api("/results")]);
+  const setById = new Map(sets.data.map((s) => [s.id, s]));
+  const resultsByRun = new Map();
+  for (const x of results.data) if (!resultsByRun.has(x.run_id)) resultsByRun.set(x.run_id, x);
+  const keyMetrics = await Promise.all(runs.data.map((r) => {
+    if (r.kind === "train") return trainKeyMetric(r);
+    if (r.kind === "generate") { const s = setById.get(r.sample_set_id); return s ? `acceptance ${pct(s.acceptance_rate)}` : "–"; }
+    const x = resultsByRun.get(r.id);
+    return x ? `${x.suite} ${x.metric} ${x.value.toFixed(1)}` : "–";
+  }));
+  const filters = h("form", { class: "filters panel", id: "run-filters" },
+    h("label", {}, "kind", select("kind", [["", "all"], ...RUN_KINDS.map((k) => [k, k])], params.get("kind") ?? "")),
+    h("label", {}, "status", select("status", [["", "all"], ...RUN_STATUSES.map((k) => [k, k])], params.get("status") ?? "")),
+    h("button", { type: "button", "data-action": "compare", onclick: () => {
+      const ids = [...document.querySelectorAll("input[name=compare]:checked")].map((c) => c.value);
+      go(["compare"], new URLSearchParams(ids.length ? { runs: ids.join(",") } : {}));
+    } }, "Compare selected train runs"));
+  const applyFilters = () => {  // the ticked runs live in the URL too, so the 3 s refresh keeps them
+    const form = new FormData(filters), next = new URLSearchParams();
+    for (const k of ["kind", "status"]) if (form.get(k)) next.set(k, form.get(k));
+    if (form.getAll("compare").length) next.set("compare", form.getAll("compare").join(","));
+    go(["runs"], next);
+  };
+  filters.addEventListener("change", applyFilters);
+  const checked = new Set((params.get("compare") || "").split(",").filter(Boolean));
   const link = (r) => h("a", { href: `#/runs/${encodeURIComponent(r.id)}` }, r.id);
-  const nodes = [h("h1", {}, "Runs"),
+  const nodes = [h("h1", {}, "Runs"), filters,
     runs.count ? h("table", { id: "runs" },
-      h("tr", {}, ["run", "kind", "status", "submitted", "finished", "output"].map((c) => h("th", {}, c))),
-      runs.data.map((r) => h("tr", { "data-run": r.id }, h("td", {}, link(r)), h("td", {}, r.kind), h("td", {}, status(r.status)),
-        h("td", {}, when(r.submitted_at)), h("td", {}, when(r.finished_at)),
-        h("td", {}, r.sample_set_id ? h("a", { href: `#/sets/${encodeURIComponent(r.sample_set_id)}` }, r.sample_set_id)
-                                    : h("span", { class: "muted" }, r.output_uri)))))
-      : h("p", { class: "muted" }, "No run yet.")];
+      h("tr", {}, ["", "run", "kind", "status", "submitted", "duration", "key metric", "output"].map((c) => h("th", {}, c))),
+      runs.data.map((r, i) => h("tr", { "data-run": r.id },
+        h("td", {}, r.kind === "train" ? h("input", { type: "checkbox", name: "compare", value: r.id, form: "run-filters",
+                                                       checked: checked.has(r.id), title: "compare this run's curves",
+                                                       onchange: applyFilters }) : null),
+        h("td", {}, link(r)), h("td", {}, r.kind), h("td", {}, status(r.status)),
+        h("td", {}, when(r.submitted_at)), h("td", { class: "num", "data-col": "duration" }, duration(r)),
+        h("td", { "data-col": "metric" }, keyMetrics[i]),
+        h("td", { "data-col": "output" }, runOutput(r, setById, resultsByRun)))))
+      : h("p", { class: "muted" }, params.get("kind") || params.get("status") ? "No run matches these filters." : "No run yet.")];
   return { nodes, refreshMs: 3000 };  // live status
 }
 
-function metricSeries(records, keys) {
-  return keys.map((k) => ({ name: k, points: records.filter((r) => typeof r[k] === "number").map((r) => [r.step, r[k]]) }));
+function metricSeries(records, keys, x = (r) => r.step, extra = {}) {
+  return keys.map((k) => ({ name: k, ...extra, points: records.filter((r) => typeof r[k] === "number").map((r) => [x(r), r[k]]) }));
 }
+
+// End of each epoch as a vertical marker on step axes.
+const epochMarkers = (metrics) => metrics.filter((r) => r.type === "epoch" && typeof r.step === "number")
+  .map((r) => ({ x: r.step, label: `epoch ${r.epoch + 1}` }));
+
+const RIGHT_AXIS = new Set(["accepted_fraction"]);  // a fraction in [0, 1]: its own axis, not squeezed by the losses
 
 function trainCharts(metrics) {
   const steps = metrics.filter((r) => r.type === "step");
   const epochs = metrics.filter((r) => r.type === "epoch");
   const skip = new Set(["type", "step", "epoch", "time", "lr", "images_per_s", "samples_per_s"]);
-  const lossKeys = [...new Set(steps.flatMap((r) => Object.keys(r)))].filter((k) => !skip.has(k) && typeof steps.find((r) => k in r)[k] === "number");
+  const numericKeys = (rows) => [...new Set(rows.flatMap((r) => Object.keys(r)))].filter((k) => !skip.has(k) && rows.some((r) => typeof r[k] === "number"));
+  const keys = numericKeys(steps);
+  const lossSeries = [...metricSeries(steps, keys.filter((k) => !RIGHT_AXIS.has(k))),
+                      ...metricSeries(steps, keys.filter((k) => RIGHT_AXIS.has(k)), (r) => r.step, { axis: "right", color: "#7f8c8d" })];
   const speedKeys = ["images_per_s", "samples_per_s"].filter((k) => steps.some((r) => k in r));
-  const valKeys = [...new Set(epochs.flatMap((r) => Object.keys(r)))].filter((k) => k.startsWith("val_"));
+  const valKeys = numericKeys(epochs).filter((k) => k.startsWith("val_"));
+  const markers = epochMarkers(metrics);
   return h("div", { class: "row" },
-    h("div", { class: "panel", id: "loss-chart" }, h("h2", {}, "Loss"), Charts.lines(metricSeries(steps, lossKeys), { xLabel: "step", title: "loss curves" })),
-    h("div", { class: "panel", id: "throughput-chart" }, h("h2", {}, "Throughput"), Charts.lines(metricSeries(steps, speedKeys), { xLabel: "step", title: "images per second" })),
-    h("div", { class: "panel" }, h("h2", {}, "Validation"), Charts.lines(metricSeries(epochs, valKeys), { xLabel: "step", title: "validation accuracy" })));
+    h("div", { class: "panel", id: "loss-chart" }, h("h2", {}, "Loss"),
+      Charts.lines(lossSeries, { xLabel: "step", yLabel: "loss", rightLabel: "accepted fraction", right: { min: 0, max: 1 },
+                                 markers, title: "loss curves" })),
+    h("div", { class: "panel", id: "throughput-chart" }, h("h2", {}, "Throughput"),
+      Charts.lines(metricSeries(steps, speedKeys), { xLabel: "step", yLabel: "images / s", markers, title: "images per second" })),
+    h("div", { class: "panel", id: "val-chart" }, h("h2", {}, "Validation"),
+      Charts.lines(metricSeries(epochs, valKeys, (r) => r.epoch + 1), { xLabel: "epoch", yLabel: "accuracy (%)", integerX: true,
+                                                                       title: "validation accuracy", empty: "no epoch finished yet" })));
+}
+
+function downloadsPanel(r) {
+  const files = r.kind === "train" ? [["model.pth", "model weights (timm state_dict)"], ["model.json", "what the model is"],
+                                      ["metrics.jsonl", "metrics"], ["train_config.json", "resolved config"], ["run.json", "submission"]]
+                                   : [["run.json", "submission"]];
+  return h("div", { class: "panel", id: "downloads" }, h("h2", {}, "Downloads"),
+    h("ul", { class: "downloads" }, files.map(([name, what]) => h("li", {},
+      h("a", { href: `/runs/${encodeURIComponent(r.id)}/files/${name}`, download: "", "data-file": name }, name), ` – ${what}`))),
+    r.kind === "train" ? h("a", { href: `#/compare?runs=${encodeURIComponent(r.id)}` }, "compare with other runs →") : null);
 }
 
 function progressPanel(p) {
@@ -207,6 +343,7 @@ async function stopRun(id) {
 
 async function runPage(id) {
   const r = await api(`/runs/${encodeURIComponent(id)}`);
+  const setLink = r.sample_set_id && r.status === "SUCCEEDED";
   const nodes = [h("h1", {}, `Run ${r.id} `, status(r.status), " ",
       TERMINAL.has(r.status) || r.status === "UNKNOWN" ? null
         : h("button", { "data-action": "stop", onclick: () => stopRun(r.id) }, "Stop")),
@@ -215,22 +352,64 @@ async function runPage(id) {
       h("dt", {}, "submitted"), h("dd", {}, when(r.submitted_at)),
       h("dt", {}, "started"), h("dd", {}, when(r.started_at)),
       h("dt", {}, "finished"), h("dd", {}, when(r.finished_at)),
+      h("dt", {}, "duration"), h("dd", {}, duration(r)),
       h("dt", {}, "message"), h("dd", {}, r.message || "–"),
-      h("dt", {}, "output"), h("dd", {}, r.sample_set_id
+      h("dt", {}, "output"), h("dd", {}, setLink
         ? h("a", { href: `#/sets/${encodeURIComponent(r.sample_set_id)}` }, `sample set ${r.sample_set_id}`) : r.output_uri),
-      h("dt", {}, "command"), h("dd", {}, h("code", {}, r.entrypoint))))),
+      h("dt", {}, "command"), h("dd", {}, h("code", {}, r.entrypoint)))), downloadsPanel(r)),
     r.kind === "generate" ? progressPanel(r.progress) : null,
     r.kind === "train" ? trainCharts(r.metrics) : null,
     h("h2", {}, "Config"), h("pre", {}, JSON.stringify(r.config, null, 2)),
     h("h2", {}, "Log tail"), r.log_tail !== null ? h("pre", { id: "log" }, r.log_tail || "(empty)")
-                                                 : h("p", { class: "muted" }, r.log_error || "no logs")];
+                                                 : h("p", { class: "muted", id: "log-missing" }, r.log_error || "no logs")];
   return { nodes, refreshMs: TERMINAL.has(r.status) ? 0 : 2000 };
 }
 
+// Several train runs' curves on shared axes: one chart per metric, one line per run.
+async function comparePage(params) {
+  const chosen = (params.get("runs") || "").split(",").filter(Boolean).slice(0, 8);
+  const trainRuns = await api("/runs?kind=train&limit=200");
+  const picker = h("form", { class: "filters panel", id: "compare-picker" },
+    trainRuns.data.length ? trainRuns.data.map((r) => h("label", { class: "check" },
+      h("input", { type: "checkbox", name: "runs", value: r.id, checked: chosen.includes(r.id) }), ` ${r.id} `, status(r.status)))
+      : h("span", { class: "muted" }, "No train run yet."));
+  picker.addEventListener("change", () => {
+    const ids = [...picker.querySelectorAll("input:checked")].map((c) => c.value);
+    go(["compare"], new URLSearchParams(ids.length ? { runs: ids.join(",") } : {}));
+  });
+  const all = await Promise.all(chosen.map((id) => api(`/runs/${encodeURIComponent(id)}/metrics?max_points=1000`)
+    .catch(() => ({ run_id: id, records: [] }))));
+  const chart = (id, title, key, type, x, xLabel, extra = {}) => h("div", { class: "panel", id },
+    h("h2", {}, title), Charts.lines(all.map((m) => ({ name: m.run_id, points: m.records
+      .filter((r) => r.type === type && typeof r[key] === "number").map((r) => [x(r), r[key]]) })),
+    { xLabel, title, empty: `no ${key} recorded`, ...extra }));
+  const nodes = [h("h1", {}, "Compare train runs"), picker,
+    chosen.length ? h("div", { class: "row" },
+      chart("compare-loss", "Training loss", "loss", "step", (r) => r.step, "step", { yLabel: "loss" }),
+      chart("compare-val", "Validation top-1", "val_top1", "epoch", (r) => r.epoch + 1, "epoch", { yLabel: "accuracy (%)", integerX: true }),
+      chart("compare-accepted", "Accepted fraction", "accepted_fraction", "step", (r) => r.step, "step",
+            { yLabel: "fraction", min: 0, max: 1 }))
+      : h("p", { class: "muted" }, "Tick runs above to overlay their curves.")];
+  return nodes;
+}
+
 // -- results ---------------------------------------------------------------------------------------------------------
-async function resultsPage() {
+const METRIC_NAMES = { top1: "top-1 accuracy (%)", mCE: "mean corruption error (%, lower is better)" };
+
+function resultCell(c, best, many) {
+  if (!c) return h("td", { class: "num muted" }, "–");
+  const ci = c.details && c.details.ci95;
+  const n = c.details && c.details.num_images;
+  return h("td", { class: `num${c.value === best && many ? " best" : ""}`, "data-suite": c.suite },
+    h("div", { class: "value" }, c.value.toFixed(1)),
+    ci || n ? h("div", { class: "ci" }, ci ? `95% CI ${ci[0].toFixed(1)}–${ci[1].toFixed(1)}` : "", ci && n ? " · " : "",
+                n ? `n=${n}` : "") : null);
+}
+
+async function resultsPage(params) {
   const res = await api("/results");
   if (!res.count) return [h("h1", {}, "Results"), h("p", { class: "muted" }, "No evaluation yet: submit an eval run.")];
+  const focus = params.get("run");
   const byRun = new Map();
   for (const r of res.data) {
     if (!byRun.has(r.run_id)) byRun.set(r.run_id, { model: r.model, cells: {} });
@@ -241,23 +420,26 @@ async function resultsPage() {
     const vals = res.data.filter((r) => r.suite === suite);
     best[suite] = vals.length ? (vals[0].lower_is_better ? Math.min : Math.max)(...vals.map((r) => r.value)) : null;
   }
-  return [h("h1", {}, "Results"), h("p", { class: "muted" }, "top-1 accuracy (%), ImageNet-C: mCE (%, lower is better)"),
+  // Say what the numbers are, naming only metrics (and suites) that are in the table.
+  const legend = [...new Set(res.data.map((r) => r.metric))].map((m) => {
+    const suites = [...new Set(res.data.filter((r) => r.metric === m).map((r) => r.suite))];
+    return `${METRIC_NAMES[m] || m}${m === "top1" ? "" : ` (${suites.join(", ")})`}`;
+  }).join("; ");
+  return [h("h1", {}, "Results"),
+    h("div", { class: "toolbar" }, h("span", { class: "muted", id: "results-legend" }, legend),
+      h("a", { href: "/results/csv", download: "results.csv", class: "button", id: "results-csv" }, "Download CSV")),
     h("table", { id: "results" },
       h("tr", {}, h("th", {}, "run"), h("th", {}, "model"),
         res.suites.map((s) => h("th", { class: "num" }, s + (res.data.find((r) => r.suite === s)?.lower_is_better ? " ↓" : "")))),
-      [...byRun].map(([runId, row]) => h("tr", {},
+      [...byRun].map(([runId, row]) => h("tr", { "data-run": runId, class: runId === focus ? "focus" : null },
         h("td", {}, h("a", { href: `#/runs/${encodeURIComponent(runId)}` }, runId)), h("td", {}, row.model),
-        res.suites.map((s) => {
-          const c = row.cells[s];
-          return h("td", { class: `num${c && c.value === best[s] && byRun.size > 1 ? " best" : ""}`,
-                           title: c && c.details.ci95 ? `95% CI ${c.details.ci95.map((v) => v.toFixed(1)).join("–")}` : null },
-                   c ? c.value.toFixed(1) : "–");
-        }))))];
+        res.suites.map((s) => resultCell(row.cells[s], best[s], byRun.size > 1)))))];
 }
 
 // -- router ----------------------------------------------------------------------------------------------------------
 async function route() {
   clearTimeout(refreshTimer);
+  closeLightbox();
   const token = ++renderToken;
   const { parts, params } = parseHash();
   document.querySelectorAll("[data-nav]").forEach((a) => a.classList.toggle("active", a.dataset.nav === parts[0]));
@@ -266,7 +448,8 @@ async function route() {
     if (parts[0] === "sets" && parts[1]) out = await setPage(parts[1], params);
     else if (parts[0] === "runs" && parts[1]) out = await runPage(parts[1]);
     else if (parts[0] === "runs") out = await runsPage(params);
-    else if (parts[0] === "results") out = await resultsPage();
+    else if (parts[0] === "compare") out = await comparePage(params);
+    else if (parts[0] === "results") out = await resultsPage(params);
     else out = await setsPage();
   } catch (e) {
     out = [h("p", { class: "error" }, String(e.message || e))];
@@ -275,6 +458,7 @@ async function route() {
   const { nodes, refreshMs } = Array.isArray(out) ? { nodes: out, refreshMs: 0 } : out;
   view.replaceChildren(...nodes.filter((n) => n !== null && n !== undefined));
   view.dataset.ready = parts.join("/");
+  view.dataset.hash = location.hash;  // which URL the page shows (tests wait on it after a filter changes)
   const log = document.getElementById("log");
   if (log) log.scrollTop = log.scrollHeight;  // the newest lines
   if (refreshMs) refreshTimer = setTimeout(route, refreshMs);

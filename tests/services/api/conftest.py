@@ -113,10 +113,13 @@ class FakeLauncher:
 
         self._check()
         job = self.jobs.get(run_id)
-        return None if job is None else JobState(job["status"], metadata=job["metadata"])
+        return None if job is None else JobState(job["status"], metadata=job["metadata"],
+                                                 started_at=job.get("started_at"), finished_at=job.get("finished_at"))
 
     def logs(self, run_id):
         self._check()
+        if self.jobs.get(run_id, {}).get("logs_gone"):  # as Ray answers for a job of a restarted cluster
+            raise RuntimeError(f"Request failed with status code 404: Job {run_id} does not exist.")
         return "\n".join(f"line {i}" for i in range(500))
 
     def stop(self, run_id):

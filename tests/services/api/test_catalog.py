@@ -134,3 +134,22 @@ def test_a_postgresql_catalog_rebuilds_from_the_store(store):
     with session_factory(engine)() as session:
         report = rebuild(session, Store(str(store)))
     assert report.sample_sets == 1 and report.samples == 24
+
+
+def test_migration_0002_makes_accepted_per_kind_in_an_existing_catalog(tmp_path):
+    """A catalog indexed before format v2 (accepted true on clean rows) is fixed up by the upgrade."""
+    from sqlalchemy import text
+
+    engine = create_catalog_engine(f"sqlite:///{tmp_path}/old.db")
+    migrate(engine, "0001")
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO sample_sets VALUES ('s', 'u', 'h', '2026-01-01', 'tiny', '{}', '{}', '[]', "
+                          "'[]', 3, 0, '2026-01-01')"))
+        for i, (kind, accepted) in enumerate((("clean", 1), ("discretized", 0), ("adversarial", 0))):
+            conn.execute(text("INSERT INTO samples (set_id, sample_id, source_id, position, shard, row, kind, label, "
+                              "prediction, confidence, accepted, top5) VALUES ('s', :id, 'a', :i, 0, :i, :kind, 0, 0, "
+                              "0.5, :acc, '[]')"), {"id": f"id{i}", "i": i, "kind": kind, "acc": accepted})
+    migrate(engine)
+    with engine.begin() as conn:
+        got = dict(conn.execute(text("SELECT kind, accepted FROM samples")).all())
+    assert got == {"clean": None, "discretized": None, "adversarial": 0}

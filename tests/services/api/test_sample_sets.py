@@ -74,3 +74,48 @@ def test_images_are_the_stored_png_bytes(client, store):
         assert np.asarray(Image.open(io.BytesIO(r.content))).shape == (16, 16, 3)
     q = client.get(f"/samples/{s['id']}/image", params={"variant": "discretized"})
     assert q.status_code == 404 and "Q(x)" in q.json()["detail"]
+
+
+def test_accepted_is_null_on_clean_rows_and_filters_adversarial_verdicts(client):
+    get = lambda **p: client.get("/sample-sets/synthetic/samples", params={"limit": 500, **p}).json()
+    clean = get(kind="clean")["data"]
+    assert clean and all(s["accepted"] is None for s in clean)  # format v2: not copied onto clean rows
+    assert {s["kind"] for s in get(accepted="true")["data"]} == {"adversarial"}
+    assert get(accepted="true")["count"] + get(accepted="false")["count"] == 12
+
+
+def test_samples_sort_by_teacher_confidence(client):
+    get = lambda **p: client.get("/sample-sets/synthetic/samples", params={"limit": 500, "kind": "adversarial", **p})
+    up = [s["confidence"] for s in get(order="confidence").json()["data"]]
+    down = [s["confidence"] for s in get(order="-confidence").json()["data"]]
+    stored = [s["confidence"] for s in get().json()["data"]]
+    assert up == sorted(stored) and down == sorted(stored, reverse=True) and stored != up
+    assert get(order="confidence; drop table samples").status_code == 422
+    assert get(order="label").status_code == 422
+
+
+def test_samples_search_by_source_path(client):
+    get = lambda **p: client.get("/sample-sets/synthetic/samples", params={"limit": 500, **p})
+    dogs = get(source="dog/").json()
+    assert dogs["count"] == 8 and all(s["source_id"].startswith("dog/") for s in dogs["data"])  # clean + Q(x')
+    assert get(source="bird/009").json()["count"] == 2
+    assert get(source="%").json()["count"] == 0  # LIKE wildcards are matched literally
+    assert get(source="_").json()["count"] == 0
+    assert get(source="").status_code == 422 and get(source="x" * 201).status_code == 422
+
+
+def test_a_set_written_in_format_v1_is_indexed_with_accepted_per_kind(make_client, tmp_path):
+    import shutil
+    from pathlib import Path
+
+    store = tmp_path / "v1-store"
+    v1 = Path(__file__).parents[1] / "sample_store" / "data" / "v1-set"
+    shutil.copytree(v1, store / "sample-sets" / "v1-set")
+    client = make_client(store)
+    d = client.get("/sample-sets/v1-set").json()
+    assert d["class_names"] == ["cat", "dog", "bird"] and d["variants"] == ["clean", "discretized", "adversarial"]
+    assert d["accepted"] == 2 and sum(c["accepted"] for c in d["per_class"]) == 2
+    rows = client.get("/sample-sets/v1-set/samples", params={"limit": 500}).json()["data"]
+    assert len(rows) == 12
+    assert all(r["accepted"] is None for r in rows if r["kind"] != "adversarial")  # v1 stored true / Q(x) verdicts
+    assert [r["accepted"] for r in rows if r["kind"] == "adversarial"] == [True, False, True, False]

@@ -3,6 +3,7 @@ import json
 import time
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from schemas import sample_store as ss
@@ -62,6 +63,10 @@ def test_readers_select_training_rows_and_pair_images(tiny_sample_set):
     rows = to_ray_dataset(result.manifest_uri, kinds=(ss.KIND_ADVERSARIAL,), accepted_only=False,
                           columns=[ss.COL_SAMPLE_ID]).take_all()
     assert len(rows) == stats.clean
+    rows = to_ray_dataset(result.manifest_uri, columns=[ss.COL_KIND]).take_all()  # clean rows hold accepted=null
+    assert len(rows) == stats.clean + stats.accepted
+    shard = pq.read_schema(Path(result.set_uri.removeprefix("file://")) / result.manifest.shards[0].path)
+    assert ss.class_names_of(shard) == result.manifest.config.class_names  # format v2: names in the schema
 
 
 def test_rerunning_a_finished_set_changes_nothing(tiny_sample_set):
@@ -136,3 +141,21 @@ def test_resuming_with_a_different_config_is_refused(ray_local, tiny_sample_set)
     other = GeneratorConfig(**{**config.__dict__, "name": result.manifest.name, "overrides": {"attack.steps": 2}})
     with pytest.raises(GenerationError, match="different sample set"):
         run_generation(other)
+
+
+def test_an_unfinished_format_v1_set_is_not_resumed_by_v2_code():
+    from datetime import datetime, timezone
+
+    from schemas.manifest import ModelInfo, SampleSetConfig, SampleSetPlan, SourceFingerprint, Statistics
+    from services.generator.plan import check_same_plan
+
+    model = ModelInfo(kind="k", name="n", weights=None, checksum="c" * 64)
+    plan = SampleSetPlan(name="s", num_shards=1, listing=Statistics(), started_at=datetime.now(timezone.utc),
+                         config=SampleSetConfig(preset="tiny", preset_config={}, fingerprint="f", teacher=model,
+                                                discretizer=model, attack={}, seed=0, image_size=8, shard_size=3,
+                                                batch_size=3, class_ids=["a"], class_names=["a"]),
+                         source=SourceFingerprint(uri="/s", format="imagefolder", num_items=3, num_classes=1,
+                                                  sha256="0" * 64))
+    check_same_plan(plan, plan, "file:///s")
+    with pytest.raises(GenerationError, match="different store format version"):
+        check_same_plan(plan.model_copy(update={"format_version": 1}), plan, "file:///s")

@@ -37,8 +37,10 @@ def test_stored_logits_are_the_teachers_on_the_decoded_stored_images(models):
         stored = np.stack([np.asarray(r["teacher_logits"], np.float16) for r in mine])
         np.testing.assert_array_equal(stored, verdict.logits.numpy().astype(np.float16), err_msg=kind)
         assert [r["teacher_prediction"] for r in mine] == verdict.prediction.tolist()
-        if kind != "clean":
+        if kind == "adversarial":
             assert [r["accepted"] for r in mine] == verdict.correct.tolist()
+        else:  # format v2: accepted is the Q(x') verdict, null on x and Q(x)
+            assert [r["accepted"] for r in mine] == [None] * len(mine)
     np.testing.assert_array_equal(np.stack([decode_png(r["image"]["bytes"]) for r in rows[0::3]]), batch.images)
     with torch.no_grad():  # the Q(x) rows hold the discretizer's output on the clean image, rounded to uint8
         q_x = q(torch.from_numpy(batch.images).permute(0, 3, 1, 2).float() / 255)

@@ -1,7 +1,9 @@
 """Readers trust only the manifest: what it lists, checked against its checksums."""
 import json
+from pathlib import Path
 
 import numpy as np
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -61,4 +63,34 @@ def test_shards_are_plain_parquet_with_the_hugging_face_image_struct(synthetic_s
     table = pq.read_table(synthetic_set / "shards")  # pyarrow alone, no dad code
     assert table.num_rows == 12
     assert table.schema.field("image").type.names == ["bytes", "path"]
-    assert table.schema.metadata[b"dad_format"] == b"dad-sample-set/1"
+    assert table.schema.metadata[b"dad_format"] == b"dad-sample-set/2"
+
+
+V1_SET = Path(__file__).parent / "data" / "v1-set"  # written by the format-v1 code (commit a7579af), kept as is
+
+
+def test_a_set_written_in_format_v1_stays_readable():
+    manifest = verify_sample_set(str(V1_SET))
+    assert manifest.format_version == 1 and manifest.config.class_names == ["cat", "dog", "bird"]
+    raw = pq.read_table(next((V1_SET / "shards").iterdir()))
+    assert raw.schema.metadata[b"dad_format"] == b"dad-sample-set/1"
+    assert all(raw.column("accepted").to_pylist()[0::3])  # v1 copied true onto clean rows
+    training = open_sample_set(str(V1_SET))  # clean rows + accepted Q(x'), exactly as in v2
+    kinds = training.index.column(ss.COL_KIND).to_pylist()
+    assert kinds.count("clean") == 4 and kinds.count("adversarial") == 2 and "discretized" not in kinds
+    everything = open_sample_set(str(V1_SET), kinds=ss.KINDS, accepted_only=False)
+    assert len(everything) == 12
+    by_kind = {}
+    for i in range(len(everything)):
+        item = everything[i]
+        by_kind.setdefault(item["kind"], []).append(item["accepted"])
+    assert by_kind["clean"] == [None] * 4 and by_kind["discretized"] == [None] * 4  # read as v2 defines them
+    assert by_kind["adversarial"] == [True, False, True, False]
+
+
+def test_v2_training_selection_keeps_clean_rows_whose_accepted_is_null(synthetic_set):
+    raw = pq.read_table(synthetic_set / "shards")
+    assert raw.filter(pc.equal(raw["kind"], "clean"))["accepted"].null_count == 6
+    ds = open_sample_set(str(synthetic_set), kinds=ss.KINDS)
+    assert ds.index.column(ss.COL_KIND).to_pylist().count("clean") == 6 and len(ds) == 10
+    assert ds[0]["kind"] == "clean" and ds[0]["accepted"] is None

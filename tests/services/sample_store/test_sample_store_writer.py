@@ -10,6 +10,7 @@ from schemas import sample_store as ss
 from schemas.manifest import CodeVersion
 from services.sample_store import SampleSetStore, build_rows, decode_png
 from services.sample_store.publishing import IncompleteSetError, build_manifest
+from services.sample_store.writer import parquet_bytes
 
 def test_rows_store_exactly_the_pixels_and_float16_logits(synthetic):
     batch = synthetic.sample_batch()
@@ -25,6 +26,20 @@ def test_rows_store_exactly_the_pixels_and_float16_logits(synthetic):
     assert rows[0]["sample_id"] == ss.sample_id(synthetic.FP, "c/0.jpg", "clean")
     assert rows[1]["image"]["path"] == rows[1]["sample_id"] + ".png"
     assert [r["accepted"] for r in rows[1::2]] == [True, False, True]
+    assert [r["accepted"] for r in rows[0::2]] == [None] * 3  # v2: not copied onto clean rows
+
+
+def test_accepted_counts_only_adversarial_verdicts_and_class_names_reach_the_schema(synthetic):
+    batch = synthetic.sample_batch()
+    batch.discretized, batch.discretized_verdicts = batch.clean.copy(), batch.adversarial_verdicts
+    table = build_rows(synthetic.FP, [batch], class_names=list("abcde"))
+    counts = {(r["kind"], r["accepted"]): r["count"]  # what a `GROUP BY kind, accepted` shows
+              for r in table.group_by([ss.COL_KIND, ss.COL_ACCEPTED]).aggregate([([], "count_all")])
+              .rename_columns(["kind", "accepted", "count"]).to_pylist()}
+    assert counts == {("clean", None): 3, ("discretized", None): 3, ("adversarial", True): 2,
+                      ("adversarial", False): 1}
+    assert ss.class_names_of(table.schema) == list("abcde")
+    assert table.schema.metadata[b"dad_format"] == b"dad-sample-set/2"
 
 
 def test_commit_writes_the_file_then_a_marker_naming_it_with_its_checksum(tmp_path, synthetic):
@@ -71,3 +86,15 @@ def test_manifest_is_built_from_commits_only_and_orphans_are_removed(tmp_path, s
     assert manifest.timings.runs == 2 and manifest.timings.stage_s["generate"] == 2.0
     assert store.remove_unreferenced(manifest) == 1 and not orphan.exists()
     assert json.loads((tmp_path / "set" / "manifest.json").read_text())["format"] == "dad-sample-set"
+
+
+def test_hugging_face_datasets_shows_class_names_and_decodes_images(tmp_path, synthetic, monkeypatch):
+    """Skipped unless `datasets` is installed (not a dependency); checked with datasets 5.2."""
+    datasets = pytest.importorskip("datasets")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    (tmp_path / "s.parquet").write_bytes(parquet_bytes(build_rows(synthetic.FP, [synthetic.sample_batch()],
+                                                                  class_names=list("abcde"))))
+    ds = datasets.load_dataset("parquet", data_files=str(tmp_path / "s.parquet"), split="train",
+                               cache_dir=str(tmp_path / "cache"))
+    assert ds.features["label"].names == list("abcde")
+    assert ds[1]["image"].size == (8, 8) and ds[0]["accepted"] is None and ds[1]["accepted"] is True
