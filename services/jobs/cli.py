@@ -152,15 +152,19 @@ def given_fields(model: type[BaseModel], args: argparse.Namespace) -> dict[str, 
 
 def read_config_file(uri: str, storage_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """A job config from JSON: the config itself, or a run record's `job` part."""
-    from services.storage import open_filesystem
+    from services.storage import StorageError, describe_storage_error, open_filesystem, storage_errors
 
-    fs, path = open_filesystem(uri, storage_options)
     try:
+        fs, path = open_filesystem(uri, storage_options)
         data = json.loads(fs.cat_file(path))
     except FileNotFoundError:
         raise ValueError(f"--config: {uri} does not exist") from None
+    except StorageError as e:
+        raise ValueError(f"--config: {e}") from None
     except ValueError as e:
         raise ValueError(f"--config: {uri} is not JSON: {e}") from None
+    except storage_errors() as e:
+        raise ValueError(f"--config: cannot read {uri}: {describe_storage_error(uri, e)}") from None
     if isinstance(data, dict) and data.get("format") == "dad-run":
         data = data.get("job")
         if not isinstance(data, dict):

@@ -48,3 +48,15 @@ def test_storage_options_are_strings_in_every_job(module):
                                                              "--storage-option", "max_pool=10"])
     config = job_config_from_args(model, args, cli.FLAGS)
     assert config.storage_options == {"anon": "true", "max_pool": "10"}
+
+
+@pytest.mark.parametrize("module", sorted(REQUIRED))
+def test_a_missing_or_wrong_config_file_exits_2_naming_it(module, tmp_path, capsys):
+    import importlib
+
+    main = importlib.import_module(f"services.{module}.cli").main
+    assert main(["--config", str(tmp_path / "run.json")]) == 2
+    assert "run.json does not exist" in capsys.readouterr().err
+    (tmp_path / "run.json").write_text('{"format": "dad-run", "id": "r"}')
+    assert main(["--config", str(tmp_path / "run.json")]) == 2
+    assert "holds no job config" in capsys.readouterr().err
