@@ -47,7 +47,7 @@ bench-generator:  ## generator samples/s and its overhead over a bare in-process
 bench-generator-gpu:  ## the same with paper-size models (random weights) on a GPU machine
 	$(PY) benchmarks/generator_overhead.py --source $(BENCH_SOURCE) --limit 1024 --preset paper --set teacher.pretrained=null --batch-size 64
 
-bench-trainer:  ## step time of dad (stored / online logits) vs ce on one student and batch, as ratios (CPU, resnet18 at 64 px)
+bench-trainer:  ## step time of dad (stored / online logits) and dat vs ce on one student and batch, as ratios (CPU, resnet18 at 64 px)
 	$(PY) benchmarks/trainer_step.py --student resnet18 --image-size 64 --batch-size 32 --steps 20 --warmup 5 --json benchmarks/results/trainer_step.json
 
 bench-trainer-gpu:  ## the same on a GPU: resnet50 at 224 px, bf16, channels_last, random-init ViT-L/14 online teacher

@@ -1,4 +1,4 @@
-"""Step time of the trainer's objectives on one student and batch: `ce` vs `dad` (stored / online logits).
+"""Step time of the trainer's objectives on one student and batch: `ce` vs `dad` (stored / online logits) vs `dat`.
 
     python benchmarks/trainer_step.py --student resnet18 --image-size 64 --batch-size 32 --device cpu
     python benchmarks/trainer_step.py --student resnet50 --image-size 224 --batch-size 128 --device cuda \\
@@ -14,10 +14,13 @@ mean two things:
                 "2x the cost of standard training" (Sec. 3.3).
 
 `online` runs the preset's teacher on every view: its cost is the teacher's, which `stored` avoids.
+`dat` is DAT on B clean images: Q(x), the student's own attack (preset section `dat`: one forward + backward per
+step), Q(x'_s), then one forward of B clean + B Q(x'_s); its per-example ratio sits next to DAD's.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -31,7 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 import torch  # noqa: E402
 
-from dad_core import PixelSpaceClassifier, create_student, create_teacher, get_preset, parse_overrides  # noqa: E402
+from dad_core import (  # noqa: E402
+    PixelSpaceClassifier, create_discretizer, create_student, create_teacher, get_preset, parse_overrides,
+)
 from services.trainer.step import Batch, StepModels, StepSettings, compute_losses  # noqa: E402
 
 
@@ -89,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast")
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--no-online", action="store_true", help="skip the online-teacher measurement")
+    p.add_argument("--no-dat", action="store_true", help="skip the DAT measurement (the preset's discretizer)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--json", default=None, metavar="PATH", help="also write the numbers to this JSON file")
     args = p.parse_args(argv)
@@ -107,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     student_only = StepModels(model, pixel)
 
     def settings(objective: str) -> StepSettings:
-        return StepSettings(objective, preset.distill, preset.attack, 0.0, precision, args.channels_last)
+        return StepSettings(objective, preset.distill, preset.dat, 0.0, precision, args.channels_last)
 
     ce_batch = synthetic_batch(n, 0, args.image_size, k)
     ce_batch = Batch(ce_batch.images, ce_batch.labels)  # ce reads images and labels only
@@ -126,6 +132,10 @@ def main(argv: list[str] | None = None) -> int:
         cases["online_full"] = (online, strip(full), settings("dad"))
         rows += [("dad online", f"{n // 2} clean + {n // 2} Q(x')", "online_same", n),
                  ("dad online", f"{n} clean + {n} Q(x')", "online_full", 2 * n)]
+    if not args.no_dat:
+        dat_models = StepModels(model, pixel, None, create_discretizer(preset.discretizer, device))
+        cases["dat"] = (dat_models, ce_batch, settings("dat"))
+        rows += [("dat", f"{n} clean + {n} Q(x'_s)", "dat", 2 * n)]
     t = time_interleaved(cases, device, args.steps, args.warmup)
 
     print(f"student {args.student} at {args.image_size} px, {args.num_classes} classes, {device} "
@@ -136,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<12} {batch_desc:<24} {t[case] * 1e3:9.1f} {images / t[case]:14.1f}")
     print(f"dad stored / ce, same images:  {t['stored_same'] / t['ce']:.2f}x  (target <= 1.3x)")
     print(f"dad stored / ce, per example:  {t['stored_full'] / t['ce']:.2f}x  (paper: ~2x, twice the images)")
+    if not args.no_dat:
+        print(f"dat / ce, per example:         {t['dat'] / t['ce']:.2f}x  (attack + Q twice + twice the images; "
+              f"dad stored: {t['stored_full'] / t['ce']:.2f}x)")
     if not args.no_online:
         print(f"dad online / ce, same images:  {t['online_same'] / t['ce']:.2f}x")
         print(f"dad online / ce, per example:  {t['online_full'] / t['ce']:.2f}x")
@@ -148,6 +161,10 @@ def main(argv: list[str] | None = None) -> int:
                   "student_images_per_s": {case: images / t[case] for _, _, case, images in rows},
                   "ratio_stored_same_images": t["stored_same"] / t["ce"],
                   "ratio_stored_per_example": t["stored_full"] / t["ce"]}
+        if not args.no_dat:
+            result["ratio_dat_per_example"] = t["dat"] / t["ce"]
+            result["dat_attack"] = dataclasses.asdict(preset.dat)
+            result["discretizer"] = preset.discretizer.config
         if not args.no_online:
             result["ratio_online_same_images"] = t["online_same"] / t["ce"]
             result["ratio_online_per_example"] = t["online_full"] / t["ce"]

@@ -1,8 +1,14 @@
 """Discrete adversarial samples of the teacher (Sec. 3.3, Eq. 9; App. C).
 
-    x_0  = Q(x)
-    x_t+1 = clip(x_t + lr * dir(grad CE(phi(x_t), y)))      (one step, lr 0.1 in the paper)
-    x'   = Q(x_T),   kept only if argmax phi(Q(x')) == y    (the teacher as oracle)
+    x_0  = Q(x), or with probability p a random point on the eps-sphere around it (random start)
+    x_t+1 = proj_eps(x_t + lr * dir(grad CE(phi(x_t), y)))    (one step, lr 0.1, eps 0.1, p 0.8 in App. C)
+    x'   = Q(x_T),   kept only if argmax phi(Q(x')) == y      (the teacher as oracle)
+
+App. C's "one iteration, attack learning rate 0.1" is DAT's official attack (easyrobust `pgd_generator`,
+attack_type='L2', eps=0.1, attack_lr=0.1, random_start_prob=0.8): the step is the gradient normalised to unit
+L2 norm per sample, the projection is onto the L2 ball of radius eps around the start point Q(x), and the random
+start is a random L2 direction of length eps. `norm="linf"` gives the sign step, box projection and uniform
+start of the L-inf threat model instead. The official DAD generator uses the same L2 form with lr 0.01.
 
 The perturbation maximises the *teacher's* loss (not the student's, as in DAT), so samples need to be
 made only once per teacher and are reused by every student.
@@ -17,32 +23,61 @@ from torch import nn
 
 from dad_core.images import check_images, check_labels
 
-GRADIENT_DIRECTIONS = ("sign", "raw", "l2")
+NORMS = ("l2", "linf")
+GRADIENT_DIRECTIONS = ("auto", "sign", "raw", "l2")
 
 
 @dataclass(frozen=True)
 class AttackConfig:
-    """Attack parameters; defaults follow App. C (one iteration, attack learning rate 0.1)."""
+    """Attack parameters; defaults are App. C's attack (DAT's official L2 attack, one step of 0.1)."""
 
     steps: int = 1
     step_size: float = 0.1                  # the paper's "attack learning rate", in [0, 1] pixel units
-    grad: str = "sign"                      # "sign" (FGSM-style), "raw" gradient, or "l2"-normalised per sample
-    epsilon: float | None = None            # optional L-inf bound around Q(x); None = unbounded (the paper)
-    random_start: bool = False              # uniform start in the epsilon ball (needs epsilon)
-    through_discretizer: bool = False       # exact gradient of CE(phi(Q(x_t))) instead of CE(phi(x_t))
+    norm: str = "l2"                        # threat model: step direction, projection and random start
+    epsilon: float | None = 0.1             # radius of the `norm` ball around Q(x); None = unbounded
+    random_start: float = 0.8               # probability, per sample, of starting at a random point of the sphere
+    grad: str = "auto"                      # step direction: "auto" = the norm's (l2: g/|g|_2, linf: sign g),
+                                            # or "sign", "l2" (normalised per sample), "raw" gradient
+    through_discretizer: bool = False       # straight-through gradient of CE(phi(Q(x_t))) instead of CE(phi(x_t))
     seed: int = 0
 
     def __post_init__(self):
+        if isinstance(self.random_start, bool):  # configs written before it was a probability
+            object.__setattr__(self, "random_start", 1.0 if self.random_start else 0.0)
         if self.steps < 0:
             raise ValueError(f"attack.steps must be >= 0, got {self.steps}")
         if not self.step_size >= 0:
             raise ValueError(f"attack.step_size must be >= 0, got {self.step_size}")
+        if self.norm not in NORMS:
+            raise ValueError(f"attack.norm must be one of {NORMS}, got {self.norm!r}")
         if self.grad not in GRADIENT_DIRECTIONS:
             raise ValueError(f"attack.grad must be one of {GRADIENT_DIRECTIONS}, got {self.grad!r}")
         if self.epsilon is not None and not self.epsilon > 0:
             raise ValueError(f"attack.epsilon must be > 0 or null, got {self.epsilon}")
-        if self.random_start and self.epsilon is None:
-            raise ValueError("attack.random_start needs attack.epsilon")
+        if not isinstance(self.random_start, (int, float)) or not 0 <= self.random_start <= 1:
+            raise ValueError(f"attack.random_start must be a probability in [0, 1], got {self.random_start!r}")
+        if self.random_start > 0 and self.epsilon is None:
+            raise ValueError("attack.random_start > 0 needs attack.epsilon (the radius of the random start)")
+
+    @property
+    def direction(self) -> str:
+        """The step direction actually used: `grad`, or the norm's steepest ascent when grad is "auto"."""
+        if self.grad != "auto":
+            return self.grad
+        return "l2" if self.norm == "l2" else "sign"
+
+
+def attack_from_dict(d: dict) -> AttackConfig:
+    """An AttackConfig from a stored dict, including ones written before `norm` existed.
+
+    Those (random_start a bool, no `norm`) only knew the L-inf box, so they read back as norm "linf" and a
+    random start probability of 0 or 1: the manifest of an old sample set still says what made it.
+    """
+    d = dict(d)
+    if "norm" not in d and "grad" in d and isinstance(d.get("random_start"), bool):
+        d["norm"] = "linf"
+        d.setdefault("epsilon", None)
+    return AttackConfig(**d)
 
 
 @dataclass
@@ -75,23 +110,80 @@ def judge(teacher: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> Jud
     return Judgement(logits, prediction, confidence, prediction == labels.to(prediction.device))
 
 
+def _per_sample(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return values.view(-1, *([1] * (like.ndim - 1)))  # (B,) -> (B, 1, 1, 1)
+
+
+def _l2_normalise(t: torch.Tensor) -> torch.Tensor:
+    return t / _per_sample(t.flatten(1).norm(dim=1).clamp_min(1e-12), t)
+
+
 def _direction(grad: torch.Tensor, kind: str) -> torch.Tensor:
     if kind == "sign":
         return grad.sign()
     if kind == "l2":
-        return grad / grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
+        return _l2_normalise(grad)
     return grad
 
 
-def attack_step_gradient(teacher: nn.Module, discretizer: nn.Module, x: torch.Tensor, labels: torch.Tensor,
+def project(x: torch.Tensor, x0: torch.Tensor, norm: str, epsilon: float | None) -> torch.Tensor:
+    """x moved into the `norm` ball of radius epsilon around x0 (per sample), then into [0, 1]."""
+    delta = x - x0
+    if epsilon is not None:
+        if norm == "l2":
+            delta = delta.renorm(p=2, dim=0, maxnorm=epsilon)  # rescales each sample whose L2 norm exceeds eps
+        else:
+            delta = delta.clamp(-epsilon, epsilon)
+    return (x0 + delta).clamp(0, 1)
+
+
+def random_start(x0: torch.Tensor, config: AttackConfig, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(start points, (B,) bool of the samples that got a random start), drawn on the CPU from `seed`.
+
+    Each sample starts at random with probability `config.random_start` (DAT's code draws this once per batch;
+    per sample gives the same expected fraction with less variance): a uniform direction on the L2 sphere of
+    radius eps, or a uniform point of the L-inf box.
+    """
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    chosen = torch.rand(x0.shape[0], generator=gen) < config.random_start
+    if config.norm == "l2":
+        noise = config.epsilon * _l2_normalise(torch.randn(x0.shape, generator=gen, dtype=torch.float32))
+    else:
+        noise = config.epsilon * (torch.rand(x0.shape, generator=gen, dtype=torch.float32) * 2 - 1)
+    noise = noise * _per_sample(chosen.float(), noise)
+    return (x0 + noise.to(x0)).clamp(0, 1), chosen.to(x0.device)
+
+
+def attack_step_gradient(model: nn.Module, discretizer: nn.Module, x: torch.Tensor, labels: torch.Tensor,
                          through_discretizer: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """(d CE / d x, teacher logits) at x; frozen models, so only the input gets a gradient."""
+    """(d CE / d x, logits) at x. Only the input gets a gradient (parameters may still require grad: the
+    student in DAT's attack; torch.autograd.grad leaves their .grad untouched)."""
     with torch.enable_grad():
         x = x.detach().requires_grad_(True)
-        logits = teacher(discretizer(x) if through_discretizer else x)
+        logits = model(discretizer(x) if through_discretizer else x)
         loss = F.cross_entropy(logits.float(), labels, reduction="sum")  # sum: per-sample gradients unscaled
         (grad,) = torch.autograd.grad(loss, x)
     return grad, logits.detach().float()
+
+
+def perturb(model: nn.Module, discretizer: nn.Module, x0: torch.Tensor, labels: torch.Tensor,
+            config: AttackConfig, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """x_T of the attack from x0 = Q(x): random start, `steps` steps, projections (no final Q, no judging).
+
+    Returns (x_T, logits of `model` at x0 when the first gradient step was taken there, else None), so a caller
+    that needs phi(Q(x)) can reuse that forward. This is all DAT's lean path computes.
+    """
+    x, started = x0, None
+    if config.random_start > 0 and config.steps > 0:
+        x, started = random_start(x0, config, seed)
+    logits_at_x0 = None
+    for t in range(config.steps):
+        grad, logits = attack_step_gradient(model, discretizer, x, labels, config.through_discretizer)
+        if t == 0 and not config.through_discretizer and (started is None or not bool(started.any())):
+            logits_at_x0 = logits
+        x = project(x + config.step_size * _direction(grad, config.direction), x0, config.norm,
+                    config.epsilon).detach()
+    return x, logits_at_x0
 
 
 def generate_dad_batch(teacher: nn.Module, discretizer: nn.Module, images: torch.Tensor, labels: torch.Tensor,
@@ -102,21 +194,9 @@ def generate_dad_batch(teacher: nn.Module, discretizer: nn.Module, images: torch
         logits_clean = teacher(images).float()
         check_labels(labels, images.shape[0], logits_clean.shape[-1])
         x0 = discretizer(images).detach()  # Q(x)
-    x = x0
-    if config.random_start:
-        gen = torch.Generator(device="cpu").manual_seed(config.seed if seed is None else seed)
-        noise = torch.rand(x0.shape, generator=gen, dtype=torch.float32).to(x0) * 2 - 1
-        x = (x0 + config.epsilon * noise).clamp(0, 1)
-    logits_q = None
-    for _ in range(config.steps):
-        grad, logits = attack_step_gradient(teacher, discretizer, x, labels, config.through_discretizer)
-        logits_q = logits if logits_q is None else logits_q
-        x = x + config.step_size * _direction(grad, config.grad)
-        if config.epsilon is not None:
-            x = x0 + (x - x0).clamp(-config.epsilon, config.epsilon)
-        x = x.clamp(0, 1).detach()
+    x, logits_q = perturb(teacher, discretizer, x0, labels, config, config.seed if seed is None else seed)
     with torch.no_grad():
-        if logits_q is None or config.random_start or config.through_discretizer:
+        if logits_q is None:
             logits_q = teacher(x0).float()
         adversarial = discretizer(x)  # Q(x')
         logits_adv = teacher(adversarial).float()

@@ -21,6 +21,9 @@ Tensor = torch.Tensor
 LossDict = dict[str, Tensor]
 
 
+ADVERSARIAL_WEIGHTINGS = ("batch", "accepted")
+
+
 @dataclass(frozen=True)
 class DistillConfig:
     """Loss hyperparameters. Defaults follow the paper (App. C) and each baseline's official setting."""
@@ -32,6 +35,10 @@ class DistillConfig:
     dist_gamma: float = 1.0  # DIST intra-class weight
     dist_temperature: float = 1.0  # DIST softmax temperature tau
     rslad_alpha: float = 5 / 6  # RSLAD weight on the adversarial KL term (Zi et al. 2021)
+    # How DAD's adversarial KL is averaged: "batch" = sum over accepted rows / batch size, so each accepted
+    # Q(x') weighs as much as one clean example (the samples are added to the dataset, Sec. 3.3); "accepted" =
+    # mean over accepted rows, so at low acceptance a few samples carry the weight of a whole batch.
+    adversarial_weighting: str = "batch"
 
     def __post_init__(self):
         def bad(name: str, rule: str):
@@ -47,6 +54,8 @@ class DistillConfig:
             bad("label_smoothing", "in [0, 1)")
         if not _finite(self.rslad_alpha) or not 0 <= self.rslad_alpha <= 1:
             bad("rslad_alpha", "in [0, 1]")
+        if self.adversarial_weighting not in ADVERSARIAL_WEIGHTINGS:
+            bad("adversarial_weighting", f"one of {ADVERSARIAL_WEIGHTINGS}")
 
 
 def _finite(x) -> bool:
@@ -94,8 +103,9 @@ def _teacher(t: Tensor, student: Tensor) -> Tensor:
 # ----------------------------------------------------------------------------- building blocks
 
 def kl_divergence_t(student_logits: Tensor, teacher_logits: Tensor, temperature: float,
-                    mask: Optional[Tensor] = None) -> Tensor:
-    """Hinton's KD term l2 of Eq. (6): T^2 * KL(softmax(t/T) || softmax(s/T)), mean over rows in `mask`.
+                    mask: Optional[Tensor] = None, per_batch: bool = False) -> Tensor:
+    """Hinton's KD term l2 of Eq. (6): T^2 * KL(softmax(t/T) || softmax(s/T)), mean over rows in `mask`
+    (per_batch=True: summed over those rows and divided by the number of rows B instead).
 
     T^2 keeps the gradient scale independent of T. Rows outside `mask` are replaced by zeros *before* the
     softmax (so garbage or non-finite logits there cannot leak NaNs) and masked out after it, so they add
@@ -114,7 +124,8 @@ def kl_divergence_t(student_logits: Tensor, teacher_logits: Tensor, temperature:
     per_row = F.kl_div(F.log_softmax(s / temperature, dim=-1), F.log_softmax(t / temperature, dim=-1),
                        log_target=True, reduction="none").sum(-1)
     per_row = torch.where(mask, per_row, torch.zeros_like(per_row))
-    return per_row.sum() / mask.sum().clamp_min(1) * (temperature * temperature)
+    denominator = mask.numel() if per_batch else mask.sum().clamp_min(1)
+    return per_row.sum() / denominator * (temperature * temperature)
 
 
 def _ce(student_logits: Tensor, labels: Tensor, cfg: DistillConfig) -> Tensor:
@@ -178,8 +189,9 @@ def dad_loss(student_clean: Tensor, teacher_clean: Tensor, labels: Tensor,
     """DAD, Eq. (9): CE(s(x), y) + a*KL_T(s(x) || t(x)) + a*KL_T(s(Q(x')) || t(Q(x'))).
 
     The adversarial term uses no label (Sec. 3.2: labels of x' may be wrong) and only rows the teacher still
-    classifies correctly (`accepted`, Eq. 9's phi(Q(x')) = y) contribute; it is a mean over accepted rows.
-    App. C weights the second KL term by a too. student_adv=None (no adversarial partner) makes it zero.
+    classifies correctly (`accepted`, Eq. 9's phi(Q(x')) = y) contribute. cfg.adversarial_weighting "batch"
+    divides their sum by the batch size B (an accepted Q(x') counts as one more example), "accepted" by their
+    number. App. C weights the second KL term by a too. student_adv=None (no adversarial partner) makes it zero.
     """
     _check_logits(student_clean, "student_clean")
     _check_logits(teacher_clean, "teacher_clean", like=student_clean)
@@ -188,7 +200,8 @@ def dad_loss(student_clean: Tensor, teacher_clean: Tensor, labels: Tensor,
     ce = _ce(student_clean, labels, cfg)
     kd_clean = kl_divergence_t(student_clean, teacher_clean, cfg.temperature)
     kd_adv = (_zero(ce) if student_adv is None
-              else kl_divergence_t(student_adv, teacher_adv, cfg.temperature, accepted))
+              else kl_divergence_t(student_adv, teacher_adv, cfg.temperature, accepted,
+                                   per_batch=cfg.adversarial_weighting == "batch"))
     loss = ce + cfg.alpha * kd_clean + cfg.alpha * kd_adv
     return _out(loss, ce=ce, kd_clean=kd_clean, kd_adv=kd_adv,
                 accepted_fraction=_fraction(accepted, student_adv, ce))

@@ -59,7 +59,9 @@ class Experiment:
         sets = [f"image_size={s}", "teacher.kind=timm", f"teacher.model={self.args.teacher_arch}",
                 f"teacher.pretrained={t / 'model.pth'}", f"teacher.image_size={s}",
                 f"discretizer.config={q / 'config.yaml'}", f"discretizer.checkpoint={q / 'vq.ckpt'}",
-                f"attack.step_size={self.args.attack_step_size}", f"distill.temperature={self.args.temperature}",
+                f"attack.step_size={self.args.attack_step_size}", f"attack.norm={self.args.attack_norm}",
+                f"attack.epsilon={self.args.attack_epsilon}", f"attack.random_start={self.args.attack_random_start}",
+                f"distill.temperature={self.args.temperature}",
                 f"distill.alpha={self.args.alpha}"]
         return [x for item in sets for x in ("--set", item)]
 
@@ -146,6 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-3, help="AdamW peak learning rate (default: 2e-3)")
     p.add_argument("--attack-step-size", type=float, default=0.1, help="attack lr (App. C: 0.1)")
+    p.add_argument("--attack-norm", choices=("l2", "linf"), default="l2",
+                   help="l2: App. C's (DAT's) L2-normalised step and L2 ball; linf: sign step, box (default: l2)")
+    p.add_argument("--attack-epsilon", type=float, default=0.1, help="radius of the attack's ball (App. C: 0.1)")
+    p.add_argument("--attack-random-start", type=float, default=0.8,
+                   help="probability of a random start per sample (App. C: 0.8)")
     p.add_argument("--temperature", type=float, default=4.0, help="KD temperature (App. C: 4)")
     p.add_argument("--alpha", type=float, default=0.5, help="KL weight a (App. C: 0.5)")
     p.add_argument("--extra-domain", action="append", default=[], metavar="NAME=PATH",

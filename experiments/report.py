@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from dad_core import get_preset
+from dad_core.attack import attack_from_dict
 from schemas import sample_store as ss
 from services.evaluator.results import list_results
 from services.sample_store.reader import load_manifest, open_sample_set
@@ -114,6 +116,14 @@ def write_run_records(out: Path, runs: list[tuple[str, str, str | None]]) -> Non
                             message="made by experiments.pacs")
 
 
+def attack_summary(attack: dict) -> str:
+    """One line saying which attack made a sample set, from its manifest (old manifests read as they were made)."""
+    a = attack_from_dict(attack)
+    bound = f"{a.norm} ball of radius {a.epsilon}" if a.epsilon is not None else "no bound"
+    return (f"{a.steps} step(s) of {a.step_size} ({a.direction} direction), {bound}, "
+            f"random start with p {a.random_start:g}")
+
+
 def write_report(out: Path, runs: dict[str, tuple[str, int]], domains: tuple[str, ...], timings: dict) -> None:
     store = out / "store"
     manifest_uri = str(store / "sample-sets" / "pacs-photo" / "manifest.json")
@@ -126,11 +136,17 @@ def write_report(out: Path, runs: dict[str, tuple[str, int]], domains: tuple[str
     write_run_records(out, [("pacs-teacher", "train", None)]
                       + [(r, "train", "pacs-photo") for r in runs]
                       + [(f"eval-{r}", "eval", None) for r in ["pacs-teacher", *runs]])
-    report = {"table": summary, "acceptance_rate": st.acceptance_rate, "accepted": st.accepted,
+    attack = attack_summary(manifest.config.attack)
+    dat = get_preset(manifest.config.preset).dat  # the students' own attack (objective dat): preset section dat
+    dat_line = attack_summary({k: v for k, v in vars(dat).items() if k != "student_mode"}) + \
+        f", student in {dat.student_mode} mode"
+    report = {"table": summary, "attack": manifest.config.attack, "attack_summary": attack, "dat_attack": dat_line,
+              "acceptance_rate": st.acceptance_rate, "accepted": st.accepted,
               "rejected": st.rejected.model_dump(), "clean": st.clean, "vq_psnr_db": vq["psnr_db"],
               "timings_s": timings}
     (out / "report.json").write_text(json.dumps(report, indent=2))
-    lines = ["# PACS experiment", "", table, f"Acceptance rate of Q(x') (teacher still right): "
+    lines = ["# PACS experiment", "", table, f"DAD samples Q(x'): {attack}.", "",
+             f"DAT students' own attack: {dat_line}.", "", f"Acceptance rate of Q(x') (teacher still right): "
              f"{st.acceptance_rate:.1%} ({st.accepted} of {st.clean})", "",
              "VQ reconstruction PSNR (dB) on val splits: "
              + ", ".join(f"{k} {v:.2f}" for k, v in vq["psnr_db"].items()), "", "Wall time per stage (s):", ""]

@@ -80,6 +80,8 @@ class ModelInfo(_Model):
     name: str                    # open_clip / timm model name, or taming config name
     weights: str | None          # pretrained tag or checkpoint path; None = random init (tests, benchmarks)
     checksum: str                # sha256 of the state_dict (dad_core.module_checksum)
+    weights_sha256: str | None = None  # sha256 of the weights file (part of the set fingerprint); None: tag,
+                                       # random init, or a set made before it was recorded
 
 
 class SampleSetConfig(_Model):
@@ -98,6 +100,8 @@ class SampleSetConfig(_Model):
     batch_size: int
     class_ids: list[str]                # source class folder names (ImageNet wnids where they are)
     class_names: list[str]              # names the teacher scores; label i is class_names[i]
+    shard_order: str = "sorted"         # how items were ordered before sharding (services.source.listing.SHARD_ORDER);
+                                        # "sorted": the class-sorted listing (sets made before the shuffle)
 
 
 class SourceFingerprint(_Model):
@@ -116,6 +120,7 @@ class ShardInfo(_Model):
     num_bytes: int
     sha256: str
     first_item: int                     # shard covers items [first_item, first_item + num_items) of the listing
+                                        # in the set's shard_order
     num_items: int
 
 

@@ -3,7 +3,7 @@
     preset = get_preset("paper", overrides={"discretizer.checkpoint": "/ckpt/vq-f8.ckpt"})
 
 A preset's fields are the frozen configs of each concept (TeacherConfig, DiscretizerConfig, AttackConfig,
-DistillConfig), so a service never builds models from anything but these.
+DistillConfig, DATConfig), so a service never builds models from anything but these.
 """
 from __future__ import annotations
 
@@ -16,13 +16,16 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
-from dad_core.attack import AttackConfig
+from dad_core.attack import AttackConfig, attack_from_dict
+from dad_core.dat import DATConfig
 from dad_core.discretizers.factory import DiscretizerConfig
 from dad_core.losses import DistillConfig
 from dad_core.teachers.factory import TeacherConfig
 
 _SECTIONS = {"teacher": TeacherConfig, "discretizer": DiscretizerConfig, "attack": AttackConfig,
-             "distill": DistillConfig}
+             "distill": DistillConfig, "dat": DATConfig}
+# Sections whose stored dicts may predate a field's meaning (see attack_from_dict).
+_READERS = {"attack": attack_from_dict}
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,7 @@ class Preset:
     discretizer: DiscretizerConfig = field(default_factory=DiscretizerConfig)
     attack: AttackConfig = field(default_factory=AttackConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
+    dat: DATConfig = field(default_factory=DATConfig)  # the student's own attack of the dat objectives
     student: str = "resnet50"
     description: str = ""
 
@@ -62,7 +66,7 @@ class Preset:
                 sec = _SECTIONS[key]
                 _check_keys(f"{key}.", value, {f.name for f in fields(sec)})
                 try:
-                    kwargs[key] = sec(**value)
+                    kwargs[key] = _READERS.get(key, lambda v, sec=sec: sec(**v))(value)
                 except TypeError as e:
                     raise ValueError(f"{key}: {e}") from e
             else:

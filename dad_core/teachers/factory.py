@@ -16,7 +16,7 @@ class TeacherConfig:
     """Which teacher to distil from. Paper default: CLIP ViT-L/14 with OpenAI weights (Sec. 4.1)."""
 
     kind: str = "open_clip"                 # "open_clip" | "timm"
-    model: str = "ViT-L-14"                 # an open_clip or timm model name
+    model: str = "ViT-L-14-quickgelu"       # an open_clip or timm model name (OpenAI weights need QuickGELU)
     pretrained: str | None = "openai"       # open_clip tag or checkpoint path; timm: checkpoint path
     templates: str | tuple[str, ...] = "openai"  # zero-shot prompts (open_clip only)
     image_size: int | None = None           # None: the model's own input size

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from dad_core.teachers.base import Teacher
+from dad_core.teachers.clip_weights import create_clip
 
 TEMPLATE_SETS = ("openai", "simple")
 
@@ -76,10 +77,7 @@ class OpenCLIPTeacher(Teacher):
         if model_name not in open_clip.list_models():
             raise ValueError(f"unknown open_clip model {model_name!r}; see open_clip.list_models()")
         pretrained = resolve_pretrained(model_name, pretrained)
-        try:
-            model = open_clip.create_model(model_name, pretrained=pretrained)
-        except RuntimeError as e:  # e.g. a checkpoint of another architecture
-            raise ValueError(f"could not load CLIP weights {pretrained!r} into {model_name!r}: {e}") from e
+        model = create_clip(model_name, pretrained)  # QuickGELU exactly when the weights need it
         return cls(model, open_clip.get_tokenizer(model_name), class_names, templates)
 
     def logits(self, pixels: torch.Tensor) -> torch.Tensor:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import services.jobs  # noqa: F401 - installs the dad_core checks the config validates with
 from schemas.jobs import GenerateJobConfig
 from schemas.sample_store import FORMAT_VERSION
+from services.source.listing import SHARD_ORDER
 
 if TYPE_CHECKING:
     from dad_core import Preset
@@ -19,15 +20,18 @@ if TYPE_CHECKING:
 GeneratorConfig = GenerateJobConfig
 
 
-def generation_fingerprint(preset: "Preset", class_names: Sequence[str]) -> str:
+def generation_fingerprint(preset: "Preset", class_names: Sequence[str],
+                           weights: Mapping[str, str | None] | None = None) -> str:
     """sha256 of what determines the samples (not the student or distillation settings of the preset).
 
     Two students with different training configs reuse one sample set; a different teacher, discretizer,
-    attack, image size or class vocabulary makes a different set.
+    attack, image size, class vocabulary, weight file content (`weights`: sha256 per model, see
+    services.generator.weights) or shard order makes a different set.
     """
     d = preset.to_dict()
     key = {"format_version": FORMAT_VERSION, "image_size": d["image_size"], "teacher": d["teacher"],
-           "discretizer": d["discretizer"], "attack": d["attack"], "class_names": list(class_names)}
+           "discretizer": d["discretizer"], "attack": d["attack"], "class_names": list(class_names),
+           "weights_sha256": dict(weights or {}), "shard_order": SHARD_ORDER}
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=list).encode()).hexdigest()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from schemas.generation_status import GenerationStatus
@@ -13,7 +13,8 @@ from schemas.manifest import SampleSetManifest
 from services.generator.config import GeneratorConfig, default_set_name, generation_fingerprint
 from services.jobs.presets import resolve_preset
 from services.sample_store.writer import SampleSetStore
-from services.source.listing import SourceError, SourceListing, list_source
+from services.generator.weights import weights_digests
+from services.source.listing import SourceError, SourceListing, list_source, shard_order
 from services.source.reading import ReadSpec, read_items
 from services.storage import check_writable, join, open_filesystem
 
@@ -46,7 +47,8 @@ class Job:
     listing: SourceListing
     set_fingerprint: str
     store: SampleSetStore
-    shards: list[tuple[int, int, int]]       # (index, first item, number of items)
+    shards: list[tuple[int, int, int]]       # (index, first item, number of items) of the shard-ordered listing
+    weights: dict[str, str | None] = field(default_factory=dict)  # sha256 of the weight files (set identity)
 
     @property
     def name(self) -> str:
@@ -61,12 +63,14 @@ def prepare_job(config: GeneratorConfig) -> Job:
     listing = list_source(config.source, config.source_format, config.class_map, config.storage_options)
     if config.limit is not None:
         listing = dataclasses.replace(listing, items=listing.items[: config.limit])
-    fingerprint = generation_fingerprint(preset, listing.class_names)
+    listing = shard_order(listing, preset.attack.seed)  # shards mix classes; same seed, same shards
+    weights = weights_digests(preset)
+    fingerprint = generation_fingerprint(preset, listing.class_names, weights)
     name = config.name or default_set_name(preset.name, config.source, fingerprint, listing.fingerprint().sha256)
     store = SampleSetStore(join(config.out.rstrip("/"), name), config.storage_options)
     n = len(listing.items)
     shards = [(i, start, min(config.shard_size, n - start)) for i, start in enumerate(range(0, n, config.shard_size))]
-    job = Job(config, preset, listing, fingerprint, store, shards)
+    job = Job(config, preset, listing, fingerprint, store, shards, weights)
     probe_readable(job)
     return job
 

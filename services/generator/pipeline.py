@@ -41,7 +41,8 @@ def run_generation(config: GeneratorConfig, on_progress: Callable[[GenerationSta
     done = job.store.read_manifest()
     if done is not None:
         if done.config.fingerprint != job.set_fingerprint or done.source.sha256 != job.listing.fingerprint().sha256:
-            raise GenerationError(f"{job.store.uri!r} holds a different sample set; choose another --name")
+            raise GenerationError(f"{job.store.uri!r} holds a different sample set (its config, its teacher's or Q's "
+                                  "weight files, or its source differ); choose another --name")
         log.info("sample set %s is already complete", job.store.manifest_uri)
         return GenerationResult(done, job.store.manifest_uri, job.store.uri, resumed_shards=len(done.shards))
     return ShardScheduler(job, on_progress, t_start).run()

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 
 from schemas.manifest import ModelInfo, SampleSetConfig, SampleSetPlan, ShardCommit, Statistics
 from services.generator.job import GenerationError, Job
+from services.source.listing import SHARD_ORDER
 
 
 def build_plan(job: Job, checksums: dict[str, str]) -> SampleSetPlan:
@@ -14,12 +15,12 @@ def build_plan(job: Job, checksums: dict[str, str]) -> SampleSetPlan:
     config = SampleSetConfig(
         preset=p.name, preset_config=p.to_dict(), fingerprint=job.set_fingerprint,
         teacher=ModelInfo(kind=p.teacher.kind, name=p.teacher.model, weights=p.teacher.pretrained,
-                          checksum=checksums["teacher"]),
+                          checksum=checksums["teacher"], weights_sha256=job.weights.get("teacher")),
         discretizer=ModelInfo(kind=p.discretizer.kind, name=p.discretizer.config, weights=p.discretizer.checkpoint,
-                              checksum=checksums["discretizer"]),
+                              checksum=checksums["discretizer"], weights_sha256=job.weights.get("discretizer")),
         attack=dataclasses.asdict(p.attack), seed=p.attack.seed, image_size=p.image_size,
         shard_size=cfg.shard_size, batch_size=cfg.batch_size,
-        class_ids=job.listing.class_ids, class_names=job.listing.class_names)
+        class_ids=job.listing.class_ids, class_names=job.listing.class_names, shard_order=SHARD_ORDER)
     return SampleSetPlan(name=job.name, config=config, source=job.listing.fingerprint(), num_shards=len(job.shards),
                          listing=Statistics(skipped=job.listing.skipped), started_at=datetime.now(timezone.utc))
 

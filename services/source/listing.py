@@ -1,11 +1,13 @@
 """List a source once, in a stable order: an ImageFolder tree or a Parquet image dataset on any fsspec URL.
 
-The sorted item list is the generator's unit of bookkeeping: shards are fixed slices of it, item ids are
-relative paths (or `file#row` for Parquet), and the source fingerprint hashes it, so the same source
-always gives the same shards and sample ids, on local disk or S3 alike.
+The sorted item list is the generator's unit of bookkeeping: item ids are relative paths (or `file#row` for
+Parquet) and the source fingerprint hashes it. Shards are fixed slices of `shard_order(listing, seed)`, a
+seeded permutation of it, so a shard (and the trainer's row groups) mixes classes instead of holding one or
+two, and the same source and seed always give the same shards and sample ids, on local disk or S3 alike.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import posixpath
@@ -56,10 +58,27 @@ class SourceListing:
     def fingerprint(self) -> SourceFingerprint:
         """Hash of what defines the source's content for us: item ids, sizes and the class vocabulary."""
         h = hashlib.sha256(json.dumps([self.format, self.class_ids, self.class_names]).encode())
-        for item in self.items:
+        for item in sorted(self.items, key=lambda i: i.index):  # the same for the listing in any order
             h.update(f"\n{item.source_id}\t{item.size}\t{item.label}".encode())
         return SourceFingerprint(uri=self.uri, format=self.format, num_items=len(self.items),
                                  num_classes=len(self.class_ids), sha256=h.hexdigest(), class_map=self.class_map)
+
+
+# How shard_order ranks items; a sample set's manifest records it (sets made before it record "sorted").
+SHARD_ORDER = "sha256(seed/source_id)"
+
+
+def shard_order(listing: SourceListing, seed: int) -> SourceListing:
+    """The listing with its items in the seeded random order that shards slice.
+
+    A class-sorted listing makes each shard hold one or two classes, and a trainer shuffling a window of row
+    groups then sees batches of a few classes out of 1,000. The order ranks sha256(f"{seed}/{source_id}"): it
+    needs no RNG whose stream could change between library versions (resume must find the same shards), and
+    adding items to a source leaves the others' relative order alone. `item.index` keeps the sorted position.
+    Parquet sources pay for the mix with reads: a shard's items come from many source row groups.
+    """
+    key = lambda item: hashlib.sha256(f"{seed}/{item.source_id}".encode()).digest()  # noqa: E731
+    return dataclasses.replace(listing, items=sorted(listing.items, key=key))
 
 
 def list_source(uri: str, source_format: str = "auto", class_map: str | None = None,

@@ -99,7 +99,7 @@ def train_worker(cfg: TrainConfig, ctx: WorkerContext = WorkerContext(), data: T
              "unpaired_examples": data.num_unpaired}, flush=True)
 
     models = StepModels(ctx.wrap(model), pixel_student, teacher, discretizer)
-    settings = StepSettings(cfg.objective, preset.distill, preset.attack, cfg.mixup, cfg.precision, cfg.channels_last)
+    settings = StepSettings(cfg.objective, preset.distill, preset.dat, cfg.mixup, cfg.precision, cfg.channels_last)
     summary: dict = {"epoch": start_epoch, "step": step}
     for epoch in range(start_epoch, cfg.epochs):
         loader.sampler.set_epoch(epoch)

@@ -3,7 +3,8 @@
 Eq. (9) per example: the student sees x and, where the teacher accepted it, Q(x'), in ONE forward pass (the
 samples are "added to the original dataset", Sec. 3.3, so they share batch statistics like any other
 images). Teacher logits come from the batch (`stored`: no teacher in memory) or from the teacher run on
-exactly the view the student sees (`online`). DAT's Q(x'_s) is made here from the student itself.
+exactly the view the student sees (`online`). DAT's Q(x'_s) is made here from the student itself, with DAT's
+own attack settings (preset section `dat`) and nothing but the input gradient it needs.
 """
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from dad_core import AttackConfig, DistillConfig, PixelSpaceClassifier, generate_dad_batch
+from dad_core import DistillConfig, PixelSpaceClassifier
+from dad_core.dat import DATConfig, dat_adversarial
 from dad_core.objectives import ObjectiveInputs, compute_objective, objective_needs
 
 Tensor = torch.Tensor
@@ -45,7 +47,7 @@ class Batch:
 class StepSettings:
     objective: str
     distill: DistillConfig = field(default_factory=DistillConfig)
-    attack: AttackConfig = field(default_factory=AttackConfig)  # DAT: the student's own attack
+    dat: DATConfig = field(default_factory=DATConfig)  # DAT: the student's own attack
     mixup: float = 0.0
     precision: str = "fp32"
     channels_last: bool = False
@@ -95,7 +97,8 @@ def compute_losses(models: StepModels, batch: Batch, settings: StepSettings, dev
             adv, has_adv = lam * adv + (1 - lam) * adv.flip(0), has_adv & has_adv.flip(0)
 
     with autocast(device, settings.precision):
-        dat_adv = _student_attack(models, x, y, settings.attack) if models.discretizer is not None else None
+        dat_adv = (dat_adversarial(models.pixel_student, models.discretizer, x.float(), y, settings.dat)
+                   if models.discretizer is not None else None)
         rows = has_adv.nonzero().squeeze(1).to(device) if has_adv is not None else None
         parts = [x]  # (B + A + D, 3, S, S): clean, accepted Q(x'), DAT's Q(x'_s), in one forward pass
         if rows is not None and len(rows):
@@ -140,14 +143,3 @@ def _teacher_logits(models: StepModels, batch: Batch, x: Tensor, adv: Tensor | N
         if not len(rows):
             return clean, torch.zeros_like(clean)
         return clean, _scatter_rows(models.teacher(adv[rows]).float(), rows, len(x))
-
-
-def _student_attack(models: StepModels, x: Tensor, y: Tensor, attack: AttackConfig) -> Tensor:
-    """DAT's Q(x'_s): the DAD attack with the student as the classifier (eval mode: BN stats untouched)."""
-    model = models.pixel_student.model
-    was_training = model.training
-    model.eval()
-    try:
-        return generate_dad_batch(models.pixel_student, models.discretizer, x.float(), y, attack).adversarial.detach()
-    finally:
-        model.train(was_training)

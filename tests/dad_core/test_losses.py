@@ -115,12 +115,33 @@ def test_dad_all_accepted_equals_hand_sum():
     assert out["accepted_fraction"].item() == 1.0
 
 
+def test_dad_adversarial_weighting_batch_counts_each_accepted_row_as_one_example():
+    # Hand computation: rows 0 and 2 of 4 accepted. "batch": (kl_0 + kl_2) / 4; "accepted": (kl_0 + kl_2) / 2.
+    s, t, y, sa, ta, _ = _batch()
+    acc = torch.tensor([True, False, True, False])
+    rows = [0, 2]
+    summed = sum(_kl_hand([sa[i].tolist()], [ta[i].tolist()], 4.0) for i in rows)
+    batch = dad_loss(s, t, y, sa, ta, acc, DistillConfig(adversarial_weighting="batch"))
+    accepted = dad_loss(s, t, y, sa, ta, acc, DistillConfig(adversarial_weighting="accepted"))
+    assert CFG.adversarial_weighting == "batch"  # the default
+    assert batch["kd_adv"].item() == pytest.approx(summed / 4, rel=1e-5)
+    assert accepted["kd_adv"].item() == pytest.approx(summed / 2, rel=1e-5)
+    clean = _ce_hand(s.tolist(), y.tolist()) + 0.5 * _kl_hand(s.tolist(), t.tolist(), 4.0)
+    assert batch["loss"].item() == pytest.approx(clean + 0.5 * summed / 4, rel=1e-5)
+    assert accepted["loss"].item() == pytest.approx(clean + 0.5 * summed / 2, rel=1e-5)
+
+
+def test_bad_adversarial_weighting_names_the_field():
+    with pytest.raises(ValueError, match="adversarial_weighting"):
+        DistillConfig(adversarial_weighting="mean")
+
+
 def test_dad_rejected_rows_add_no_loss_and_no_gradient():
     s, t, y, sa, ta, _ = _batch()
     acc = torch.tensor([True, False, True, False])
     out = dad_loss(s, t, y, sa, ta, acc, CFG)
-    # the adversarial term is the mean over accepted rows only
-    expect = kl_divergence_t(sa[acc], ta[acc], 4.0)
+    # the adversarial term sums accepted rows only, over the batch size (adversarial_weighting="batch")
+    expect = kl_divergence_t(sa[acc], ta[acc], 4.0) * 2 / 4
     assert out["kd_adv"].item() == pytest.approx(expect.item(), rel=1e-6)
     assert out["accepted_fraction"].item() == 0.5
     out["loss"].backward()

@@ -6,11 +6,15 @@ from dad_core.discretizers.vqgan import load_taming_config
 
 def test_paper_preset_holds_the_papers_settings():
     p = get_preset("paper")
-    assert (p.teacher.kind, p.teacher.model, p.teacher.pretrained) == ("open_clip", "ViT-L-14", "openai")  # Sec. 4.1
+    # Sec. 4.1; OpenAI's weights were trained with QuickGELU, so the architecture must use it
+    assert (p.teacher.kind, p.teacher.model, p.teacher.pretrained) == ("open_clip", "ViT-L-14-quickgelu", "openai")
     assert p.image_size == 224
     params = load_taming_config(p.discretizer.config)  # App. C: f=8, d=4, K=16384
     assert (params["n_embed"], params["embed_dim"], len(params["ddconfig"]["ch_mult"])) == (16384, 4, 4)
     assert (p.attack.steps, p.attack.step_size) == (1, 0.1)  # App. C: one iteration, attack lr 0.1
+    assert (p.attack.norm, p.attack.epsilon, p.attack.random_start) == ("l2", 0.1, 0.8)  # DAT's attack (App. C)
+    assert (p.dat.norm, p.dat.step_size, p.dat.epsilon, p.dat.random_start, p.dat.student_mode) == (
+        "l2", 0.1, 0.1, 0.8, "train")  # DAT's official settings
     assert (p.distill.temperature, p.distill.alpha) == (4.0, 0.5)  # App. C: t=4, a=0.5
 
 
@@ -23,7 +27,8 @@ def test_presets_are_listed_by_name():
 def test_overrides_change_one_field_and_the_fingerprint():
     base = get_preset("tiny")
     p = get_preset("tiny", overrides=parse_overrides(["attack.steps=3", "discretizer.checkpoint=/w/vq.ckpt",
-                                                      "image_size=64", "attack.epsilon=null"]))
+                                                      "image_size=64", "attack.epsilon=null",
+                                                      "attack.random_start=0"]))
     assert (p.attack.steps, p.discretizer.checkpoint, p.image_size, p.attack.epsilon) == (3, "/w/vq.ckpt", 64, None)
     assert p.attack.step_size == base.attack.step_size
     assert p.fingerprint() != base.fingerprint()

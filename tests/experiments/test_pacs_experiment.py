@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 from experiments.pacs import main
+from experiments.report import attack_summary
 from experiments.splits import materialise_splits, split_of
 from services.demo.synthetic import make_dataset
 
@@ -22,6 +23,15 @@ def test_splits_are_deterministic_disjoint_and_cover_every_file(tmp_path):
     names = {s: {p.name for p in (tmp_path / "a" / s).rglob("*.png")} for s in fractions}
     assert not (names["train"] & names["test"]) and not (names["train"] & names["val"])
     assert split_of("dog/1.jpg", fractions) == split_of("dog/1.jpg", fractions)
+
+
+def test_the_report_says_which_attack_made_the_samples():
+    new = {"steps": 1, "step_size": 0.1, "norm": "l2", "epsilon": 0.1, "random_start": 0.8, "grad": "auto",
+           "through_discretizer": False, "seed": 0}
+    assert attack_summary(new) == "1 step(s) of 0.1 (l2 direction), l2 ball of radius 0.1, random start with p 0.8"
+    old = {"steps": 1, "step_size": 0.03, "grad": "sign", "epsilon": None, "random_start": False,
+           "through_discretizer": False, "seed": 0}  # a set made before attack.norm existed
+    assert attack_summary(old) == "1 step(s) of 0.03 (sign direction), no bound, random start with p 0"
 
 
 def test_experiment_runs_every_stage_and_reports(tmp_path):
@@ -39,6 +49,8 @@ def test_experiment_runs_every_stage_and_reports(tmp_path):
     assert set(report["table"]) == {"teacher", "ce", "dad"}
     assert set(report["table"]["dad"]) >= {"photo", "art_painting", "cartoon", "shift_avg"}
     assert 0 <= report["acceptance_rate"] <= 1 and set(report["vq_psnr_db"]) >= {"photo", "cartoon"}
+    assert (report["attack"]["norm"], report["attack"]["epsilon"], report["attack"]["random_start"]) == ("l2", 0.1, 0.8)
+    assert "l2 ball of radius 0.1" in (out / "report.md").read_text()
     assert {"train pacs-teacher", "vq", "generate", "train pacs-dad-s0"} <= set(report["timings_s"])
     for name in ("report.md", "results_bar.png", "samples_grid.png"):
         assert (out / name).stat().st_size > 0

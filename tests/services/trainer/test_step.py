@@ -30,7 +30,7 @@ def models_for(cfg, data):
 
 def settings_for(cfg):
     preset = cfg.resolve_preset()
-    return StepSettings(cfg.objective, preset.distill, preset.attack, cfg.mixup, cfg.precision, cfg.channels_last)
+    return StepSettings(cfg.objective, preset.distill, preset.dat, cfg.mixup, cfg.precision, cfg.channels_last)
 
 
 @pytest.mark.parametrize("objective", list_objectives())
@@ -91,3 +91,15 @@ def test_loss_decreases_on_a_fixed_batch(train_config):
         opt.step()
         history.append(losses["loss"].item())
     assert history[-1] < 0.7 * history[0], history
+
+
+@pytest.mark.parametrize("objective", ["dat", "dat+dad"])
+def test_dat_runs_the_student_only_for_what_it_uses(objective, train_config):
+    # one forward + backward for DAT's attack step, one batched forward for the loss: nothing thrown away
+    cfg = train_config(objective=objective)
+    data, batch = one_batch(cfg)
+    models = models_for(cfg, data)
+    calls = []
+    models.student.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    compute_losses(models, batch, settings_for(cfg), CPU)
+    assert len(calls) == 2 and calls[0] == len(batch)
