@@ -36,6 +36,7 @@ class Flag:
     metavar: str | None = None
     help: str | None = None          # replaces the field's description
     choices: tuple | None = None     # e.g. the registry's names for a str field
+    negative: bool | None = None     # a bool flag that sets False (default: its name starts with --no-)
 
 
 KEY_VALUE_FLAGS = {"overrides": Flag("--set", "KEY=VALUE"), "storage_options": Flag("--storage-option", "KEY=VALUE")}
@@ -84,7 +85,7 @@ def _add(group, field: str, info: FieldInfo, flags: Mapping[str, Flag]) -> None:
     kw: dict[str, Any] = {"dest": field, "default": argparse.SUPPRESS}
     origin = typing.get_origin(tp)
     if tp is bool:
-        negative = name.startswith("--no-")
+        negative = flag.negative if flag.negative is not None else name.startswith("--no-")
         group.add_argument(name, action="store_const", const=not negative, help=text, **kw)
         return
     if origin is dict:
