@@ -29,7 +29,8 @@ def test_generate_job_reads_its_typed_config_from_the_run_record(store):
 
     cfg = GenerateRunConfig(source="/data/x; rm -rf / #", preset="tiny",
                             overrides={"attack.step_size": 1e-05, "teacher.pretrained": "a b --out /etc",
-                                       "attack.epsilon": None}, limit=5, shard_size=8, cpus_per_actor=0.5)
+                                       "attack.epsilon": None, "attack.random_start": 0.0}, limit=5, shard_size=8,
+                            cpus_per_actor=0.5)
     job = build_job("generate", "run-1", cfg, store, "python")
     assert shlex.split(job.entrypoint) == job.argv  # the shell sees exactly these arguments
     assert job.argv[3:5] == ["--config", store.run_record_uri("run-1")]
@@ -39,7 +40,7 @@ def test_generate_job_reads_its_typed_config_from_the_run_record(store):
     assert parsed.out == store.sample_sets_uri() and parsed.name == "run-1"
     # 1e-05 arrives as the float it was sent as (YAML used to read the text back as the string '1e-05').
     assert parsed.overrides == {"attack.step_size": 1e-05, "teacher.pretrained": "a b --out /etc",
-                                "attack.epsilon": None}
+                                "attack.epsilon": None, "attack.random_start": 0.0}
     assert (parsed.limit, parsed.shard_size, parsed.cpus_per_actor, parsed.progress_bar) == (5, 8, 0.5, False)
     assert parsed.storage_options == {"endpoint_url": "http://127.0.0.1:9000"}  # credentials: environment only
     assert "s3cr3t" not in job.entrypoint and "s3cr3t" not in store.read_bytes(

@@ -92,7 +92,7 @@ def test_the_same_id_with_another_config_is_a_conflict(client, auth, launcher):
      ["body", "generate", "config", "overrides"], "attack.step_size: expected float"),
     ({"id": "x", "kind": "generate", "config": {"source": "/d", "overrides": {"attack.seed": "0"}}},
      ["body", "generate", "config", "overrides"], "attack.seed"),
-    ({"id": "x", "kind": "generate", "config": {"source": "/d", "overrides": {"attack.random_start": True}}},
+    ({"id": "x", "kind": "generate", "config": {"source": "/d", "overrides": {"attack.epsilon": None}}},
      ["body", "generate", "config", "overrides"], "epsilon"),
     ({"id": "x", "kind": "eval", "config": {"model": "/m", "suites": ["imagefolder:/a,/b"]}}, ["body", "eval", "config", "suites"], "comma"),
 ])

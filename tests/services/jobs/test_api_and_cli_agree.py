@@ -28,10 +28,10 @@ def _optional(strategy):
 # Mostly valid overrides of every value type, and now and then one of the wrong type or an unknown field.
 GOOD_OVERRIDES = st.sampled_from([("attack.steps", 2), ("attack.step_size", 1e-05), ("distill.temperature", 2),
                                   ("distill.temperature", 0.5), ("teacher.pretrained", "/ckpt/a b.pt"),
-                                  ("attack.epsilon", None), ("attack.grad", "l2"), ("image_size", 32),
+                                  ("attack.epsilon", 0.05), ("attack.grad", "l2"), ("image_size", 32),
                                   ("attack.through_discretizer", True)])
 BAD_OVERRIDES = st.sampled_from([("attack.step_size", "1e-05"), ("attack.steps", 1.5), ("attack.seed", "0"),
-                                 ("attack.nope", 1), ("attack.random_start", True), ("distill.temperature", -1),
+                                 ("attack.nope", 1), ("attack.epsilon", None), ("distill.temperature", -1),
                                  ("attack.grad", "up"), ("image_size", True)])
 OVERRIDES = st.lists(st.one_of(GOOD_OVERRIDES, GOOD_OVERRIDES, GOOD_OVERRIDES, BAD_OVERRIDES), max_size=3).map(dict)
 PROPERTY = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
