@@ -8,7 +8,8 @@ from pydantic import AfterValidator, Field, StringConstraints, field_validator
 from schemas.fields import Cpus, NonNegativeInt, Overrides, PositiveInt, StorageOptions, Uri, check_plain, check_uri
 from schemas.jobs.base import JobModel
 
-Suite = Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]+(=.+)?$|^imagefolder:.+$", max_length=2048),
+# `name`, `name=URI`, `imagefolder:URI` or `LABEL=imagefolder:URI` (services.evaluator.suites checks the names).
+Suite = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.+-]+(=.+)?$|^imagefolder:.+$", max_length=2048),
                   AfterValidator(check_plain)]
 
 

@@ -182,3 +182,11 @@ def test_list_flags_take_spaces_and_commas_and_the_config_file_takes_json(tmp_pa
     assert parse("--config", str(tmp_path / "job.json"), "--limit", "3").limit == 3
     with pytest.raises(ValueError, match="--c-severities\\[0\\]"):
         parse("--config", str(tmp_path / "job.json"), "--c-severities", "9")
+
+
+def test_suite_labels_take_the_names_experiments_use():
+    """experiments/pacs.py labels its imagefolder suites by domain (art_painting=imagefolder:...)."""
+    from schemas.jobs import EvalJobConfig
+
+    cfg = EvalJobConfig(model="/m", out="/o", suites=["art_painting=imagefolder:/d/art", "imagenet-r"])
+    assert cfg.suites[0] == "art_painting=imagefolder:/d/art"
