@@ -7,7 +7,7 @@ PIP    := $(VENV)/bin/pip
 export HF_HUB_OFFLINE := 1
 
 .PHONY: help install system-deps lock test test-all demo bench bench-generator bench-generator-gpu bench-trainer bench-trainer-gpu \
-        evaluate eval-table serve catalog-rebuild experiment-pacs image image-cpu deploy-check deploy-test clean
+        evaluate eval-table fuzz-api serve catalog-rebuild experiment-pacs image image-cpu deploy-check deploy-test clean
 STORE ?= out/store
 IMAGE ?= dad:0.1.0
 
@@ -28,6 +28,10 @@ lock:  ## re-resolve requirements/base.in into requirements/lock.txt (maintainer
 
 test:  ## the whole default test suite (no downloads, no GPU, < 15 min on 2 cores)
 	$(PY) -m pytest -m "not slow and not gpu"
+
+FUZZ_EXAMPLES ?= 100
+fuzz-api:  ## schemathesis against a live API server (every operation and check); make fuzz-api FUZZ_EXAMPLES=500
+	DAD_FUZZ_MAX_EXAMPLES=$(FUZZ_EXAMPLES) DAD_FUZZ_TIMEOUT_S=3600 $(PY) -m pytest tests/services/api/test_fuzz.py -s -q
 
 test-all:  ## every test, slow ones included
 	$(PY) -m pytest -m "not gpu"

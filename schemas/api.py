@@ -13,8 +13,11 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from schemas.fields import ID_PATTERN, Id, Uri, is_valid_id  # noqa: F401 - ID_PATTERN, is_valid_id re-exported
+from schemas.fields import (  # noqa: F401 - re-exported: the API's value types are the jobs' ones
+    ID_PATTERN, MAX_INT, URI_PATTERN, Id, Uri, is_valid_id,
+)
 from schemas.jobs import EvalSettings, GenerateSettings, TrainSettings
+from schemas.jobs.evaluate import EVAL_SUITE_NAMES, IMAGEFOLDER, SUITE_PATTERN  # noqa: F401 - re-exported
 from schemas.jobs.train import needs_sample_set
 
 RUN_FORMAT = "dad-run"

@@ -55,10 +55,11 @@ class Statistics(_Model):
     seen: int = 0                # source items (image files / Parquet rows) the job tried to read
     clean: int = 0               # items decoded: each has a clean row and an adversarial row
     converted: ReasonCounts = Field(default_factory=ReasonCounts)  # decoded after a conversion, by source mode
+    large: ReasonCounts = Field(default_factory=ReasonCounts)      # decoded, above the configured large-image pixels
     accepted: int = 0            # adversarial rows the teacher still classifies correctly (Eq. 9)
     rejected: ReasonCounts = Field(default_factory=ReasonCounts)   # adversarial rows that fail the test
     errored: ReasonCounts = Field(default_factory=ReasonCounts)    # items that gave no rows, by reason
-    skipped: ReasonCounts = Field(default_factory=ReasonCounts)    # seen while listing, never read (non-images, empty classes)
+    skipped: ReasonCounts = Field(default_factory=ReasonCounts)    # seen while listing, never read (non-images, non-UTF-8 names)
     teacher_clean_correct: int = 0  # clean rows the teacher classifies correctly
 
     @property
@@ -69,7 +70,7 @@ class Statistics(_Model):
         """Add another shard's counts (listing-level `skipped` is merged too)."""
         for name in ("seen", "clean", "accepted", "teacher_clean_correct"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
-        for name in ("converted", "rejected", "errored", "skipped"):
+        for name in ("converted", "large", "rejected", "errored", "skipped"):
             getattr(self, name).merge(getattr(other, name))
 
 

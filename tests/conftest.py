@@ -103,6 +103,7 @@ def image_writer() -> Callable[..., Path]:
 
 
 MESSY_MAX_PIXELS = 250 * 250
+MESSY_LARGE_PIXELS = 100 * 100  # gray.png (120 x 100) is decoded and counted as large
 
 
 @pytest.fixture(scope="session")
@@ -111,14 +112,14 @@ def messy_image_folder(tmp_path_factory, make_image_folder) -> Path:
 
     Converted (5): CMYK, L, I;16, P, RGBA. Errored (5): corrupt, truncated, empty_file, too_large (with
     max_pixels=MESSY_MAX_PIXELS), unreadable (a dangling symlink). Skipped while listing: a text file and
-    an empty class folder.
+    a file whose name is not UTF-8.
     """
     from PIL import Image
 
     root = make_image_folder(tmp_path_factory.mktemp("messy_image_folder"))
     tench, goldfish, tabby = IMAGE_FOLDER_CLASSES
     write_image(root / tench / "cmyk.jpg", 1, mode="CMYK")
-    write_image(root / goldfish / "gray.png", 2, mode="L")
+    write_image(root / goldfish / "gray.png", 2, mode="L", size=(120, 100))
     sixteen = (np.arange(48 * 40, dtype=np.uint32).reshape(40, 48) * 30).astype(np.uint16)
     Image.fromarray(sixteen).save(root / goldfish / "sixteen.png")
     write_image(root / tabby / "palette.png", 3, mode="P")
@@ -131,7 +132,9 @@ def messy_image_folder(tmp_path_factory, make_image_folder) -> Path:
     write_image(root / tabby / "huge.png", 6, size=(300, 300))
     os.symlink(root / "does-not-exist.jpg", root / tabby / "dangling.jpg")
     (root / tench / "notes.txt").write_text("not an image")
-    (root / "n01484850").mkdir()  # an empty class
+    with open(os.fsencode(root / tench) + b"/caf\xe9.jpg", "wb") as f:  # a Latin-1 name: not UTF-8
+        f.write(write_image(root / tench / "latin1.jpg", 7).read_bytes())
+    (root / tench / "latin1.jpg").unlink()
     return root
 
 
@@ -142,7 +145,7 @@ def tiny_sample_set(ray_local, messy_image_folder, tmp_path_factory):
 
     config = GeneratorConfig(source=str(messy_image_folder), out=str(tmp_path_factory.mktemp("store")), preset="tiny",
                              shard_size=5, batch_size=4, cpus_per_actor=0.5, max_pixels=MESSY_MAX_PIXELS,
-                             progress_bar=False)
+                             large_pixels=MESSY_LARGE_PIXELS, progress_bar=False)
     statuses = []
     result = run_generation(config, on_progress=statuses.append)
     return config, result, statuses

@@ -11,7 +11,9 @@ from schemas.jobs.checks import installed_checks
 
 
 class JobModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Unknown fields refused, and no coercion (`false` is not 0, `"5"` is not 5): a config means what it says."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 def registry_examples(kind: str):

@@ -1,27 +1,50 @@
 """The evaluate job (`python -m services.evaluator`): score a model on the robustness suites (Sec. 4.1)."""
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, StringConstraints, field_validator
+from pydantic import AfterValidator, Field, StringConstraints, WithJsonSchema, field_validator
 
-from schemas.fields import Cpus, NonNegativeInt, Overrides, PositiveInt, StorageOptions, Uri, check_plain, check_uri
+from schemas.fields import (
+    LOCATION, URI_PATTERN, Cpus, NonNegativeInt, Overrides, PositiveInt, Seed, StorageOptions, Uri, check_plain,
+    check_uri,
+)
 from schemas.jobs.base import JobModel
 
-# `name`, `name=URI`, `imagefolder:URI` or `LABEL=imagefolder:URI` (services.evaluator.suites checks the names).
-Suite = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.+-]+(=.+)?$|^imagefolder:.+$", max_length=2048),
-                  AfterValidator(check_plain)]
+# The evaluator's suite names (services.evaluator.suites.SUITES; a test keeps the two equal). A suite item is
+# `NAME`, `NAME=URI`, `imagefolder:URI` or `LABEL=imagefolder:URI`: nothing else, and never a leading dash.
+EVAL_SUITE_NAMES: tuple[str, ...] = ("imagenet-val", "imagenet-v2", "imagenet-r", "imagenet-sketch", "imagenet-a",
+                                     "imagenet-c", "stylized-imagenet")
+IMAGEFOLDER = "imagefolder:"
+SUITE_PATTERN = (rf"^(?:(?:{'|'.join(EVAL_SUITE_NAMES)})(?:={LOCATION})?"
+                 rf"|(?:[A-Za-z0-9][A-Za-z0-9_.+-]{{0,63}}=)?imagefolder:{LOCATION})$")
+
+
+def check_suite(value: str) -> str:
+    if "," in value:
+        raise ValueError("one suite per list item (no commas)")
+    if value.startswith("-"):
+        raise ValueError("must not start with '-'")
+    check_plain(value)
+    if not re.fullmatch(SUITE_PATTERN, value):
+        raise ValueError(f"a suite is NAME, NAME=URI, imagefolder:URI or LABEL=imagefolder:URI, with NAME one of "
+                         f"{', '.join(EVAL_SUITE_NAMES)} (URIs never start with '-')")
+    return value
+
+
+Suite = Annotated[str, StringConstraints(max_length=2048), AfterValidator(check_suite),
+                  WithJsonSchema({"type": "string", "maxLength": 2048, "pattern": SUITE_PATTERN})]
 
 
 class EvalSettings(JobModel):
     suites: list[Suite] = Field(min_length=1, max_length=32,
-                                description="suites: imagenet-val, imagenet-v2, imagenet-sketch, stylized-imagenet, "
-                                            "imagenet-a, imagenet-r, imagenet-c, or imagefolder:URI; NAME=URI points "
-                                            "one suite elsewhere than data_root/NAME")
+                                description="NAME (under data_root), NAME=URI, imagefolder:URI or "
+                                            f"LABEL=imagefolder:URI; NAME one of {', '.join(EVAL_SUITE_NAMES)}")
     data_root: Uri | None = Field(None, description="folder holding <suite name>/ for each named suite")
     class_map: Uri | None = Field(None, description="imagefolder suites: JSON {folder: model class name} / CSV / txt")
     limit: PositiveInt | None = Field(None, description="at most N images per folder, a seeded sample (quick runs)")
-    seed: NonNegativeInt = Field(0, description="seed of limit's sample and of built corruptions")
+    seed: Seed = Field(0, description="seed of limit's sample and of built corruptions")
     ci: Literal["wilson", "normal"] = Field("wilson", description="95% interval method")
     arch: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$")] | None = Field(
         None, description="timm model name of a student checkpoint")
@@ -41,9 +64,13 @@ class EvalSettings(JobModel):
     @classmethod
     def _suite_locations(cls, suites: list[str]) -> list[str]:
         for suite in suites:
-            if "," in suite:
-                raise ValueError("one suite per list item (no commas)")
-            location = suite.split(":", 1)[1] if suite.startswith("imagefolder:") else suite.partition("=")[2]
+            label, _, location = suite.partition("=")
+            if suite.startswith(IMAGEFOLDER):
+                label, location = "", suite[len(IMAGEFOLDER):]
+            elif location.startswith(IMAGEFOLDER):
+                location = location[len(IMAGEFOLDER):]
+                if label in EVAL_SUITE_NAMES:
+                    raise ValueError(f"imagefolder suite {label!r} has the name of a paper suite; name it otherwise")
             if location:
                 check_uri(location)
         return suites
@@ -52,7 +79,8 @@ class EvalSettings(JobModel):
 class EvalJobConfig(EvalSettings):
     """One evaluation: the settings plus the model, where results go and how the work is spread."""
 
-    model: Annotated[str, StringConstraints(min_length=1, max_length=2048), AfterValidator(check_uri)] = Field(
+    model: Annotated[str, StringConstraints(min_length=1, max_length=2048), AfterValidator(check_uri),
+                     WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 2048, "pattern": URI_PATTERN})] = Field(
         description="checkpoint path/URI, trainer run folder, teacher:PRESET or clip:MODEL")
     name: Annotated[str, StringConstraints(max_length=256), AfterValidator(check_plain)] | None = Field(
         None, description="row name in tables (default: from model)")

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints
 
-from schemas.fields import NonNegativeInt, PositiveInt, StorageOptions, Uri
+from schemas.fields import PositiveInt, Seed, StorageOptions, Uri
 from schemas.jobs.base import JobModel
 
 
@@ -21,7 +21,7 @@ class FitQJobConfig(JobModel):
     eval: dict[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+$")], Uri] = Field(
         default_factory=dict, description="held-out sources to report PSNR on, NAME=URI (e.g. photo=/data/photo_val)")
     limit: PositiveInt | None = Field(None, description="use at most this many training images")
-    seed: NonNegativeInt = Field(0, description="seed of the initialisation and the batch order")
+    seed: Seed = Field(0, description="seed of the initialisation and the batch order")
     threads: PositiveInt | None = Field(None, description="torch CPU threads (default: torch's choice)")
     storage_options: StorageOptions = Field(default_factory=dict, description="fsspec options for remote URLs, "
                                                                               "e.g. endpoint_url=http://127.0.0.1:9000")

@@ -13,6 +13,7 @@ from schemas.fields import Cpus, Gpus, Id, NonNegativeInt, Overrides, PositiveIn
 from schemas.jobs.base import JobModel, PresetName, check_overrides, overrides_field, preset_field
 
 MAX_PIXELS = 178_956_970  # PIL's decompression-bomb limit: larger images are skipped as too_large
+LARGE_PIXELS = 89_478_485  # PIL's bomb-warning threshold: larger images are decoded and counted as large
 
 SourceFormat = Literal["auto", "imagefolder", "parquet"]
 
@@ -56,5 +57,7 @@ class GenerateJobConfig(GenerateSettings):
     ray_address: str | None = Field(None, description="Ray cluster to join (default: $RAY_ADDRESS, as set by "
                                                       "`ray job submit`; otherwise a local Ray for this run)")
     max_pixels: PositiveInt = Field(MAX_PIXELS, description="larger images are skipped as too_large")
+    large_pixels: PositiveInt = Field(LARGE_PIXELS, description="larger images (but within max_pixels) are decoded "
+                                                                "and counted in statistics.large")
     status_interval_s: float = Field(2.0, gt=0, description="seconds between writes of the live status file")
     progress_bar: bool = Field(True, description="show a progress bar (the status file is written either way)")

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from schemas.fields import Cpus, Gpus, Name, NonNegativeInt, Overrides, PositiveInt, StorageOptions, Uri
+from schemas.fields import Cpus, Gpus, Name, NonNegativeInt, Overrides, PositiveInt, Seed, StorageOptions, Uri
 from schemas.jobs.base import JobModel, PresetName, check_overrides, overrides_field, preset_field, registry_examples
 from schemas.jobs.checks import SAMPLE_SET_INPUTS, STUDENT_ATTACK_INPUTS, TEACHER_INPUTS, installed_checks
 
@@ -83,7 +83,7 @@ class TrainSettings(JobModel):
     hflip: bool = Field(False, description="random horizontal flips (needs teacher_logits online when distilling)")
     bf16: bool = Field(False, description="bfloat16 autocast for student and teacher")
     channels_last: bool = Field(False, description="channels_last memory format (faster convnets on GPUs)")
-    seed: NonNegativeInt = Field(0, description="seed of the run")
+    seed: Seed = Field(0, description="seed of the run")
     # resources
     workers: PositiveInt = Field(1, description="Ray Train workers, one DDP rank each")
     gpus_per_worker: Gpus = Field(0.0, description="0 trains on CPUs with gloo; >= 1 uses NCCL")
@@ -139,6 +139,8 @@ class TrainJobConfig(TrainSettings):
     ray_address: str | None = Field(None, description="Ray cluster to join (default: $RAY_ADDRESS, as set by `ray "
                                                       "job submit`; otherwise a local Ray for this run)")
     progress_bar: bool = Field(True, description="show a progress bar")
+    verify_shards: bool = Field(True, description="check every shard of the sample set against the sha256 sums "
+                                                  "of its manifest before training (reads every shard once)")
 
     @field_validator("samples")
     @classmethod

@@ -39,6 +39,15 @@ def build_parser() -> argparse.ArgumentParser:
                                         "(flags show up in `ps`)")
     p.add_argument("--insecure-no-auth", action="store_true", default=None,
                    help="accept mutations without a token [DAD_INSECURE_NO_AUTH] (never on a shared network)")
+    p.add_argument("--allowed-sources", action="append", metavar="URI_PREFIX", dest="allowed_sources",
+                   help="a location prefix requests may read inputs from, e.g. s3://datasets/imagenet (repeatable) "
+                        "[DAD_ALLOWED_SOURCES as JSON]; the store is always allowed (default: the store and local "
+                        "paths under --source-root)")
+    p.add_argument("--source-root", help="local folder whose paths requests may name [DAD_SOURCE_ROOT] "
+                                         "(default: /, any local path)")
+    p.add_argument("--auth-reads", action=argparse.BooleanOptionalAction, default=None,
+                   help="require the token on reads too (runs, logs, sample sets, images, results) [DAD_AUTH_READS] "
+                        "(default: on when --host is not a loopback address)")
     p.add_argument("--log-level", default="info")
     return p
 
@@ -58,7 +67,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         for err in e.errors():
             print(f"error: {err['msg'].removeprefix('Value error, ')}", file=sys.stderr)
         return 2
+    from services.api.settings import with_read_auth_for
     from services.api.startup import check_database, check_store
+
+    settings = with_read_auth_for(settings, args.host)
+    if not settings.auth_reads:
+        logging.getLogger("services.api").warning(
+            "reads need no token: anyone who can reach %s:%s sees runs, their command lines and logs, sample sets "
+            "and images (--auth-reads to require it)", args.host, args.port)
 
     problem = check_database(settings.database_url) or check_store(settings.store_uri, settings.storage_options)
     if problem:

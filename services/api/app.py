@@ -11,13 +11,15 @@ import sys
 from contextlib import asynccontextmanager
 from typing import Callable
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from services.api.catalog.db import create_catalog_engine, migrate, session_factory
+from services.api.deps import single_valued_query
+from services.api.http_errors import add_http_error_handlers
 from services.api.images import ShardImageReader
-from services.api.launcher import JobConflict, Launcher, RayJobLauncher, RayUnavailable
-from services.api.local_ray import DEFAULT_JOB_SERVER, LocalRay, job_server_answers
+from services.api.launcher import JobConflict, Launcher, RayJobLauncher, RayUnavailable, default_ray_token
+from services.api.local_ray import DEFAULT_JOB_SERVER, LocalRay, find_local_job_server
 from services.api.routes import results, runs, sample_sets, samples, ui
 from services.api.run_control import ConfigError, RunConflict
 from services.api.settings import Settings
@@ -59,7 +61,8 @@ def create_app(settings: Settings, launcher: Launcher | None = None) -> FastAPI:
             if state.local_ray is not None:
                 state.local_ray.stop()
 
-    app = FastAPI(title="DAD control plane", version="1", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(title="DAD control plane", version="1", description=DESCRIPTION, lifespan=lifespan,
+                  dependencies=[Depends(single_valued_query)])
     app.state.settings = settings
     app.state.store = Store(settings.store_uri, settings.storage_options)
     app.state.images = ShardImageReader(app.state.store)
@@ -79,9 +82,9 @@ def _connect_launcher(state, settings: Settings, launcher: Launcher | None) -> N
         return
     address = settings.ray_address
     token = settings.ray_auth_token.get_secret_value() if settings.ray_auth_token else None
-    if address is None and job_server_answers(DEFAULT_JOB_SERVER):
-        address = DEFAULT_JOB_SERVER  # the Ray that `ray start --head` runs on this machine
-        log.info("joining the local Ray at %s", address)
+    if address is None and (found := find_local_job_server(token or default_ray_token(), DEFAULT_JOB_SERVER)):
+        address = found  # the Ray that `ray start --head` runs on this machine, and it accepts our token
+        log.warning("joining the Ray job server found on this machine at %s (--ray-address to choose one)", address)
     elif address is None:
         state.local_ray = LocalRay()
         address = state.local_ray.start()
@@ -94,6 +97,8 @@ def _connect_launcher(state, settings: Settings, launcher: Launcher | None) -> N
 
 
 def _add_error_handlers(app: FastAPI) -> None:
+    add_http_error_handlers(app)
+
     @app.exception_handler(ConfigError)
     async def _config_error(_: Request, e: ConfigError):
         return JSONResponse(status_code=422, content={"detail": [{"loc": list(e.loc), "msg": str(e),

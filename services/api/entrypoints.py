@@ -4,7 +4,9 @@ A run config (schemas.api) is its job's settings plus catalog ids; here the ids 
 store root, fixed by the run id (callers never choose where a job writes), giving the job's own config
 (schemas.jobs). The control plane writes that config into the run record (`runs/<id>/run.json`, `job`),
 and the job reads it back: `python -m services.<job> --config <run.json> [--storage-option k=v ...]`.
-Values never travel as command-line text, so none can become shell syntax or be re-read as another type.
+Values never travel as command-line text, so none can become shell syntax or be re-read as another type;
+the few argv elements are `--flag=value` (one element each: argparse never takes a value for an option),
+joined with `shlex.join` for Ray, which runs the entrypoint with a shell.
 """
 from __future__ import annotations
 
@@ -46,8 +48,13 @@ def storage_option_args(options: Mapping[str, Any]) -> list[str]:
     """`--storage-option k=v` for the non-secret options: the job needs them to read its run record."""
     out: list[str] = []
     for key, value in public_storage_options(options).items():
-        out += ["--storage-option", f"{key}={value}"]
+        out.append(_flag("--storage-option", f"{key}={value}"))
     return out
+
+
+def _flag(flag: str, value: Any) -> str:
+    """`--flag=value`: one argv element, so argparse takes `value` as the flag's value even if it starts with '-'."""
+    return f"{flag}={value}"
 
 
 def _settings(config: BaseModel, settings: type[BaseModel]) -> dict[str, Any]:
@@ -55,7 +62,7 @@ def _settings(config: BaseModel, settings: type[BaseModel]) -> dict[str, Any]:
 
 
 def _argv(kind: str, run_id: str, store: Store, python: str) -> list[str]:
-    return [python, "-m", MODULES[kind], "--config", store.run_record_uri(run_id),
+    return [python, "-m", MODULES[kind], _flag("--config", store.run_record_uri(run_id)),
             *storage_option_args(store.storage_options)]
 
 

@@ -26,16 +26,34 @@ log = logging.getLogger(__name__)
 DEFAULT_JOB_SERVER = "http://127.0.0.1:8265"
 
 
-def job_server_answers(address: str, token: str | None = None, timeout_s: float = 2.0) -> bool:
-    """True if a Ray job server answers at `address` (a 401 counts: it is there, it wants a token)."""
+def job_server_status(address: str, token: str | None = None, timeout_s: float = 2.0) -> int | None:
+    """HTTP status of the job server's /api/version with `token` (None: nothing answers at `address`)."""
     import requests
 
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        r = requests.get(f"{address}/api/version", headers=headers, timeout=timeout_s)
+        return requests.get(f"{address}/api/version", headers=headers, timeout=timeout_s).status_code
     except requests.RequestException:
-        return False
-    return r.status_code in (200, 401, 403)
+        return None
+
+
+def job_server_answers(address: str, token: str | None = None, timeout_s: float = 2.0) -> bool:
+    """True if a Ray job server answers at `address` (a 401 counts: it is there, it wants a token)."""
+    return job_server_status(address, token, timeout_s) in (200, 401, 403)
+
+
+def find_local_job_server(token: str | None, address: str = DEFAULT_JOB_SERVER) -> str | None:
+    """The job server `ray start --head` runs on this machine, if it accepts `token`; None otherwise.
+
+    One that answers 401/403 belongs to someone else (or wants a token we lack): joining it would make every
+    submission fail, and trusting whatever listens on the port is not ours to do, so it is passed over."""
+    status = job_server_status(address, token)
+    if status == 200:
+        return address
+    if status is not None:
+        log.warning("a Ray job server at %s refuses our credentials (HTTP %s): not joining it (set DAD_RAY_ADDRESS "
+                    "and DAD_RAY_AUTH_TOKEN to use it)", address, status)
+    return None
 
 
 def free_ports(n: int) -> list[int]:

@@ -22,6 +22,7 @@ from services.api.catalog.ingest import run_from_record
 from services.api.catalog.models import Run
 from services.api.entrypoints import JobSpec, build_job
 from services.api.launcher import META_CONFIG, META_KIND, Launcher, RayUnavailable
+from services.api.source_policy import is_allowed, request_locations
 from services.api.store import Store, sha256_json
 from services.storage import join
 
@@ -55,11 +56,18 @@ class RunContext:
     job_python: str
     job_env: dict[str, str]
     log_tail_lines: int = 200
+    allowed_sources: tuple[str, ...] = ("/",)  # input prefixes requests may name (source_policy)
 
 
 def check_config(ctx: RunContext, kind: str, config) -> None:
-    """Checks the schema cannot make: referenced ids exist, no locked preset field. (The preset, overrides,
-    objective and the job's cross-field rules were checked when the body was parsed: schemas.jobs.)"""
+    """Checks the schema cannot make: inputs lie where this server may read, referenced ids exist, no locked
+    preset field. (The preset, overrides, objective and the job's cross-field rules were checked when the body
+    was parsed: schemas.jobs.)"""
+    for loc, uri in request_locations(kind, config):
+        if not is_allowed(uri, ctx.allowed_sources):
+            raise ConfigError(("body", kind, "config", *loc),
+                              f"{uri!r} is outside the locations this server reads from "
+                              f"({', '.join(ctx.allowed_sources)}); the operator can allow it with --allowed-sources")
     if kind in ("generate", "train"):
         for key in config.overrides:
             if key.rsplit(".", 1)[-1] in _LOCKED_FIELDS:

@@ -37,7 +37,7 @@ GROUPS = {
     "data": ["source", "out", "name", "class_map", "source_format", "limit", "storage_options"],
     "models and attack": ["preset", "overrides"],
     "execution": ["shard_size", "batch_size", "num_actors", "gpus_per_actor", "cpus_per_actor", "torch_threads",
-                  "read_cpus", "write_cpus", "prefetch_shards", "max_attempts", "max_pixels", "ray_address",
+                  "read_cpus", "write_cpus", "prefetch_shards", "max_attempts", "max_pixels", "large_pixels", "ray_address",
                   "status_interval_s", "progress_bar"],
 }
 FLAGS = {"progress_bar": Flag("--no-progress", help="no progress bar (the status file is still written)")}
@@ -89,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     stats = result.manifest.statistics
     print(f"sample set: {result.manifest_uri}\n"
-          f"  {stats.seen} images seen, {stats.clean} decoded ({stats.converted.total} converted), "
+          f"  {stats.seen} images seen, {stats.clean} decoded ({stats.converted.total} converted, {stats.large.total} large), "
           f"{stats.errored.total} errored {stats.errored.reasons or ''}\n"
           f"  adversarial: {stats.accepted} accepted, {stats.rejected.total} rejected "
           f"(acceptance {stats.acceptance_rate:.1%}); {len(result.manifest.shards)} shards, "

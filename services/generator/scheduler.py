@@ -26,7 +26,7 @@ from services.generator.provenance import code_version
 from services.generator.resources import plan_resources
 from services.generator.tasks import ReadReport, num_batches, read_shard, warm_up_worker, write_shard
 from services.sample_store.publishing import build_manifest
-from services.source.listing import SourceError
+from services.source.listing import SourceError, escaped_path
 from services.source.reading import ReadSpec
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ class ShardScheduler:
         self.run_id = uuid.uuid4().hex[:12]
         self.resources = plan_resources(self.cfg)
         self.spec = ReadSpec.for_listing(job.listing, job.preset.image_size, self.cfg.max_pixels,
-                                         self.cfg.storage_options)
+                                         self.cfg.storage_options, self.cfg.large_pixels)
         self.read_fn = ray.remote(read_shard)
         self.read_options = dict(num_cpus=self.cfg.read_cpus, max_retries=3, retry_exceptions=True)
         self.write_fn = ray.remote(write_shard).options(num_cpus=self.cfg.write_cpus, max_retries=3,
@@ -149,9 +149,12 @@ class ShardScheduler:
             raise
         finally:
             self._stop_actors()
-        removed = store.remove_unreferenced(manifest)
-        if removed:
-            log.info("removed %d unreferenced shard file(s) of earlier attempts", removed)
+        cleanup = store.remove_unreferenced(manifest)
+        if cleanup.removed:
+            log.info("removed %d leftover file(s) of earlier attempts", len(cleanup.removed))
+        if cleanup.foreign:
+            log.warning("left %d file(s) in %s that the generator did not write (not deleted): %s",
+                        len(cleanup.foreign), store.uri, [escaped_path(f) for f in cleanup.foreign[:10]])
         t_done = time.monotonic()
         status = self.reporter.close("succeeded", manifest_uri=uri)
         return GenerationResult(manifest, uri, store.uri, resumed_shards=len(committed), status=status,
@@ -255,7 +258,8 @@ class ShardScheduler:
 
     def _submit_write(self, shard: _Shard):
         """The shard's write task (PNG + Parquet + commit marker), given its batches' results and statistics."""
-        stats = Statistics(seen=shard.report.seen, errored=shard.report.errored, converted=shard.report.converted)
+        stats = Statistics(seen=shard.report.seen, errored=shard.report.errored, converted=shard.report.converted,
+                           large=shard.report.large)
         stage_s = {"read": shard.report.read_s, "generate": 0.0, "judge": 0.0}
         for bs in shard.stats.values():
             stats.clean += bs.items

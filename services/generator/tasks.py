@@ -29,6 +29,7 @@ class ReadReport:
     seen: int = 0
     errored: ReasonCounts = field(default_factory=ReasonCounts)
     converted: ReasonCounts = field(default_factory=ReasonCounts)
+    large: ReasonCounts = field(default_factory=ReasonCounts)
     read_s: float = 0.0
 
 
@@ -63,6 +64,8 @@ def read_shard(spec: ReadSpec, shard: int, items: Sequence[SourceItem], batch_si
                 continue
             if result.converted_from is not None:
                 report.converted.add(result.converted_from, example=item.source_id)
+            if result.large:
+                report.large.add(f"over_{spec.large_pixels}_pixels", example=item.source_id)
             keep.append(pos)
         batches.append(DecodedBatch(
             shard=shard, batch=b,

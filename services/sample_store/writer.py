@@ -4,15 +4,20 @@ Exactly-once comes from three rules:
 1. A shard's Parquet file gets a name unique to the write attempt, so two attempts never clobber each other.
 2. The shard's commit marker (`_commits/shard-NNNNNN.json`) is written atomically *after* its file and names
    that file and its sha256; a shard without a marker is simply redone by the next run.
-3. The manifest is built from commit markers only and written last; files no marker names are orphans of
-   killed attempts and are deleted after publishing.
+3. The manifest is built from commit markers only and written last; after publishing, files of the writer's
+   own naming that the manifest does not name (orphans of killed attempts, temp files, markers of no listed
+   shard) are deleted. Any other file is left where it is and reported: the writer never deletes what it
+   did not make.
 """
 from __future__ import annotations
 
 import hashlib
 import logging
+import posixpath
+import re
 import time
 import uuid
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Mapping
 
@@ -29,6 +34,23 @@ from services.storage import StoreFolder, to_uri
 log = logging.getLogger(__name__)
 
 ROW_GROUP_SIZE = 128  # rows; small groups keep random access by the torch reader cheap
+
+
+# Names the writer makes (schemas.sample_store.shard_file_name / commit_marker_name, and the temp siblings of
+# services.storage.atomic_write_bytes): only these may be deleted by cleanup.
+_TEMP = r"\.tmp-[0-9a-f]{32}"
+_OWN_SHARD = re.compile(r"shard-\d{6,}-[0-9a-f]+\.parquet")
+_OWN_SHARD_TEMP = re.compile(rf"shard-\d{{6,}}-[0-9a-f]+\.parquet{_TEMP}")
+_OWN_MARKER = re.compile(r"shard-(\d{6,})\.json")
+_OWN_MARKER_TEMP = re.compile(rf"shard-\d{{6,}}\.json{_TEMP}")
+
+
+@dataclass
+class Cleanup:
+    """What `remove_unreferenced` did: files of ours it deleted, and files it left because it did not make them."""
+
+    removed: list[str] = field(default_factory=list)
+    foreign: list[str] = field(default_factory=list)
 
 
 def parquet_bytes(table: pa.Table) -> bytes:
@@ -96,16 +118,35 @@ class SampleSetStore(StoreFolder):
         self.write(ss.MANIFEST_NAME, manifest.to_json().encode())
         return self.manifest_uri
 
-    def remove_unreferenced(self, manifest: SampleSetManifest) -> int:
-        """Delete shard files (and temp files) the manifest does not name: leftovers of killed attempts."""
-        keep = {self.path_of(s.path) for s in manifest.shards}
-        present = self.list(ss.SHARDS_DIR)
-        removed = 0
-        for path in present:
-            if path.rstrip("/") not in keep:
-                self.fs.rm_file(path)
-                removed += 1
-        return removed
+    def remove_unreferenced(self, manifest: SampleSetManifest) -> Cleanup:
+        """Delete the writer's own leftovers the manifest does not name: shard files of killed attempts, temp
+        files in shards/ and _commits/, commit markers of no listed shard. Anything else is left and reported."""
+        keep_shards = {posixpath.basename(s.path) for s in manifest.shards}
+        listed = {s.index for s in manifest.shards}
+        cleanup = Cleanup()
+
+        def ours_to_remove(folder: str, name: str) -> bool:
+            if folder == ss.SHARDS_DIR:
+                return name not in keep_shards and bool(_OWN_SHARD.fullmatch(name) or _OWN_SHARD_TEMP.fullmatch(name))
+            marker = _OWN_MARKER.fullmatch(name)
+            return bool(_OWN_MARKER_TEMP.fullmatch(name)) or (marker is not None and int(marker[1]) not in listed)
+
+        for folder in (ss.SHARDS_DIR, ss.COMMITS_DIR):
+            path = self.path_of(folder)
+            self.fs.invalidate_cache(path)
+            try:
+                entries = self.fs.ls(path, detail=True)
+            except FileNotFoundError:
+                continue
+            for entry in entries:
+                full = entry["name"].rstrip("/")
+                name = posixpath.basename(full)
+                if entry.get("type") == "file" and ours_to_remove(folder, name):
+                    self.fs.rm_file(full)
+                    cleanup.removed.append(f"{folder}/{name}")
+                elif entry.get("type") != "file" or not (name in keep_shards or _OWN_MARKER.fullmatch(name)):
+                    cleanup.foreign.append(f"{folder}/{name}")
+        return cleanup
 
     def write_status(self, status: GenerationStatus) -> None:
         self.write(ss.STATUS_NAME, status.model_dump_json(indent=2).encode())

@@ -17,6 +17,9 @@ from PIL import Image, UnidentifiedImageError
 
 # PIL's own decompression-bomb limit (2 x Image.MAX_IMAGE_PIXELS by default): ~13k x 13k pixels.
 DEFAULT_MAX_PIXELS = 178_956_970
+# PIL's DecompressionBombWarning threshold (Image.MAX_IMAGE_PIXELS): images above it (but within max_pixels)
+# are decoded and flagged `large`, so the manifest counts them (a 12,000 x 12,000 PNG takes ~0.4 GB to decode).
+DEFAULT_LARGE_PIXELS = 89_478_485
 
 EMPTY_FILE = "empty_file"
 CORRUPT = "corrupt"
@@ -33,10 +36,13 @@ class DecodedImage:
     pixels: np.ndarray | None          # (S, S, 3) uint8, None when the image was skipped
     converted_from: str | None = None  # source mode when a conversion to RGB was needed
     error: str | None = None           # reason the image was skipped
+    large: bool = False                # decoded, but above the large-image pixel count
 
 
-def decode_image(data: bytes, image_size: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
-    """Decode, convert to RGB and resize/centre-crop to `image_size`; never raises for bad input."""
+def decode_image(data: bytes, image_size: int, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 large_pixels: int = DEFAULT_LARGE_PIXELS) -> DecodedImage:
+    """Decode, convert to RGB and resize/centre-crop to `image_size`; never raises for bad input. Images above
+    `max_pixels` are skipped (too_large), those above `large_pixels` decoded and flagged `large`."""
     if not data:
         return DecodedImage(None, error=EMPTY_FILE)
     try:
@@ -45,13 +51,14 @@ def decode_image(data: bytes, image_size: int, max_pixels: int = DEFAULT_MAX_PIX
             img = Image.open(io.BytesIO(data))
             if img.width * img.height > max_pixels:
                 return DecodedImage(None, error=TOO_LARGE)
+            large = img.width * img.height > large_pixels
             if img.format == "JPEG":
                 # Decode huge JPEGs at a reduced DCT scale that still covers the target size: fast and exact
                 # enough for a resize that follows anyway.
                 img.draft(img.mode, (image_size, image_size))
             img.load()
             rgb, converted_from = to_rgb(img)
-            return DecodedImage(resize_center_crop(rgb, image_size), converted_from=converted_from)
+            return DecodedImage(resize_center_crop(rgb, image_size), converted_from=converted_from, large=large)
     except Image.DecompressionBombError:
         return DecodedImage(None, error=TOO_LARGE)
     except UnidentifiedImageError:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import posixpath
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -21,11 +22,26 @@ from schemas.manifest import ReasonCounts, SourceFingerprint
 from services.source.class_map import ClassMap, load_class_map, resolve_class_names
 from services.storage import StorageError, describe_storage_error, open_filesystem, storage_errors, to_uri
 
+log = logging.getLogger(__name__)
+
 # torchvision's ImageFolder extensions, plus GIF.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif")
 SOURCE_FORMATS = ("auto", "imagefolder", "parquet")
 _IMAGE_COLUMNS = ("image", "img", "jpg", "png")
 _LABEL_COLUMNS = ("label", "labels", "class", "target", "cls")
+
+
+def escaped_path(path: str) -> str:
+    """A path as printable UTF-8: bytes that are not UTF-8 (surrogate-escaped by the OS layer) as \\xNN."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _is_utf8(path: str) -> bool:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:  # a file name that is not UTF-8: item ids, Parquet and JSON cannot hold it
+        return False
+    return True
 
 
 class SourceError(ValueError):
@@ -124,10 +140,13 @@ def _list_image_folder(fs, root: str, entries: dict, uri: str, class_map: str | 
             continue
         parts = rel.split("/")
         if info.get("type") == "directory":
-            if len(parts) == 1 and not parts[0].startswith("."):
+            if len(parts) == 1 and not parts[0].startswith(".") and _is_utf8(parts[0]):
                 class_dirs.add(parts[0])
             continue
-        if any(p.startswith(".") for p in parts):
+        if not _is_utf8(rel):
+            skipped.add("non_utf8_name", example=escaped_path(rel))
+            log.warning("skipping %s: its name is not UTF-8", escaped_path(rel))
+        elif any(p.startswith(".") for p in parts):
             skipped.add("hidden_file")
         elif len(parts) == 1:
             skipped.add("outside_class_folder")
@@ -136,12 +155,16 @@ def _list_image_folder(fs, root: str, entries: dict, uri: str, class_map: str | 
         else:
             class_dirs.add(parts[0])
             files.append((parts[0], rel, int(info.get("size") or 0)))
+    populated = {c for c, _, _ in files}
+    empty = sorted(class_dirs - populated)
+    if empty and files:
+        # torchvision's ImageFolder refuses these too: an empty folder would still be a class (a label no
+        # item has, one more zero-shot prompt) and would shift the label of every class after it.
+        raise SourceError(f"source {uri!r} has class folders with no images: {[escaped_path(c) for c in empty][:10]}"
+                          f"{'...' if len(empty) > 10 else ''}; remove them (or add images): an empty folder would "
+                          f"still count as a class")
     class_ids = sorted(class_dirs)
     index = {c: i for i, c in enumerate(class_ids)}
-    populated = {c for c, _, _ in files}
-    for c in class_ids:
-        if c not in populated:
-            skipped.add(f"empty_class:{c}")
     items = [SourceItem(i, rel, posixpath.join(root, rel), index[c], size)
              for i, (c, rel, size) in enumerate(sorted(files, key=lambda f: f[1]))]
     names = _class_names(class_ids, class_map, storage_options) if class_ids else []
@@ -173,6 +196,9 @@ def _list_parquet(fs, root: str, entries: dict, uri: str, class_map: str | None,
     label_names: list[str] | None = None
     skipped = ReasonCounts()
     for path in paths:
+        if not _is_utf8(path):
+            skipped.add("non_utf8_name", example=escaped_path(posixpath.relpath(path, base)))
+            continue
         try:
             with fs.open(path, "rb") as f:
                 pf = pq.ParquetFile(f)

@@ -7,7 +7,7 @@ from typing import Any, Sequence
 
 import pyarrow.parquet as pq
 
-from services.source.decode import DEFAULT_MAX_PIXELS, EMPTY_FILE, UNREADABLE, DecodedImage, decode_image
+from services.source.decode import DEFAULT_LARGE_PIXELS, DEFAULT_MAX_PIXELS, EMPTY_FILE, UNREADABLE, DecodedImage, decode_image
 from services.source.listing import SourceItem, SourceListing
 from services.storage import open_filesystem
 
@@ -23,12 +23,14 @@ class ReadSpec:
     max_pixels: int = DEFAULT_MAX_PIXELS
     storage_options: dict[str, Any] = field(default_factory=dict)
     base_uri: str = ""                   # item source_ids are relative to it (source_path = base_uri/source_id)
+    large_pixels: int = DEFAULT_LARGE_PIXELS
 
     @classmethod
     def for_listing(cls, listing: SourceListing, image_size: int, max_pixels: int = DEFAULT_MAX_PIXELS,
-                    storage_options: dict[str, Any] | None = None) -> "ReadSpec":
+                    storage_options: dict[str, Any] | None = None,
+                    large_pixels: int = DEFAULT_LARGE_PIXELS) -> "ReadSpec":
         return cls(listing.uri, listing.format, image_size, listing.image_column, max_pixels,
-                   dict(storage_options or {}), listing.base_uri or listing.uri)
+                   dict(storage_options or {}), listing.base_uri or listing.uri, large_pixels)
 
 
 def fetch_bytes(spec: ReadSpec, items: Sequence[SourceItem]) -> list[bytes | Exception]:
@@ -71,5 +73,5 @@ def read_items(spec: ReadSpec, items: Sequence[SourceItem]) -> list[DecodedImage
         elif not data:
             results.append(DecodedImage(None, error=EMPTY_FILE))
         else:
-            results.append(decode_image(data, spec.image_size, spec.max_pixels))
+            results.append(decode_image(data, spec.image_size, spec.max_pixels, spec.large_pixels))
     return results

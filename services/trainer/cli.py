@@ -39,7 +39,8 @@ from services.jobs.cli import Flag, job_config_from_args, job_parser
 from services.trainer.config import TrainConfig
 
 GROUPS = {
-    "data": ["source", "samples", "out", "val", "val_fraction", "class_map", "source_format", "storage_options"],
+    "data": ["source", "samples", "out", "val", "val_fraction", "class_map", "source_format", "storage_options",
+             "verify_shards"],
     "model and objective": ["preset", "overrides", "student", "objective", "teacher_logits"],
     "recipe": ["epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "warmup_epochs", "min_lr",
                "label_smoothing", "randaugment", "mixup", "hflip", "bf16", "channels_last", "seed"],
@@ -48,7 +49,10 @@ GROUPS = {
     "reporting": ["log_every", "max_steps_per_epoch", "progress_bar"],
 }
 FLAGS = {"samples": Flag(metavar="MANIFEST_URI"), "val": Flag(metavar="URI"), "mixup": Flag(metavar="ALPHA"),
-         "randaugment": Flag(metavar="TIMM_STRING"), "progress_bar": Flag("--no-progress", help="no progress bar")}
+         "randaugment": Flag(metavar="TIMM_STRING"), "progress_bar": Flag("--no-progress", help="no progress bar"),
+         "verify_shards": Flag("--skip-verify", negative=True,
+                               help="do not check the sample set's shards against the sha256 sums of its manifest "
+                                    "before training (reads every shard once; skip only for a set you know is intact)")}
 
 
 def _objective_help() -> str:

@@ -20,7 +20,7 @@ PRECISIONS = ("fp32", "bf16")
 
 # Fields that may change between a run and its resume: they do not change what is being trained.
 RESUMABLE_CHANGES = frozenset({"out", "epochs", "log_every", "loader_workers", "progress_bar", "max_failures",
-                               "ray_address", "cpus_per_worker", "max_steps_per_epoch"})
+                               "ray_address", "cpus_per_worker", "max_steps_per_epoch", "verify_shards"})
 
 # Defaults that depend on the optimizer (lr for a global batch of 256 / 512, Goyal et al. 2017; timm recipes).
 _DEFAULT_LR = {"sgd": 0.1, "adamw": 1e-3}

@@ -79,7 +79,7 @@ def run(cfg: TrainConfig, echo=print) -> list[dict[str, Any]]:
     from ray.train.torch import TorchTrainer
 
     cfg, preset = resolve(cfg)
-    plan: Plan = preflight(cfg, preset)
+    plan: Plan = preflight(cfg, preset, echo)
     echo(plan.describe(cfg))
     store = RunStore(cfg.out, cfg.storage_options)
     if plan.resume_epoch >= cfg.epochs and store.has_model():

@@ -94,6 +94,8 @@ def train_worker(cfg: TrainConfig, ctx: WorkerContext = WorkerContext(), data: T
     store = RunStore(cfg.out, cfg.storage_options)
     log = MetricsLog(cfg.out, cfg.storage_options, enabled=ctx.rank == 0)
     start_epoch, step, resumed = resume(store, model, optimizer, scheduler, ctx)
+    if resumed:
+        log.rewind(step)  # the killed epoch's steps are logged again below: no duplicate step records
     log.log({"type": "event", "event": "resume" if resumed else "start", "epoch": start_epoch, "step": step,
              "world_size": ctx.world_size, "steps_per_epoch": steps_per_epoch, "train_examples": len(data.train),
              "unpaired_examples": data.num_unpaired}, flush=True)

@@ -1,14 +1,15 @@
 """Training metrics as append-only JSON lines next to the checkpoints, and a progress bar in the terminal.
 
-`<out>/metrics.jsonl` holds one JSON object per line (schemas.results.MetricRecord, with "version": 1), never
-rewritten in place on local disk:
+`<out>/metrics.jsonl` holds one JSON object per line (schemas.results.MetricRecord, with "version": 1), appended
+as the run goes:
 
     {"type": "event", "event": "start"|"resume"|"end", "epoch": 0, "step": 0, "time": ...}
     {"type": "step", "epoch": 0, "step": 10, "lr": ..., "loss": ..., "ce": ..., "kd_clean": ..., "images_per_s": ...}
     {"type": "epoch", "epoch": 0, "step": 40, "val_top1": ..., "val_top5": ..., "epoch_time_s": ...}
 
-A run killed mid-epoch resumes from its last checkpoint and logs that epoch's steps again after a
-`resume` event; `read_metrics` keeps the last record per step and epoch, which is what a reader wants.
+A run killed mid-epoch resumes from its last checkpoint: first the file is cut back to that checkpoint's
+step (`rewind`, one atomic rewrite), so the epoch's steps logged again after the `resume` event are not
+duplicates. `read_metrics` still keeps the last record per step and epoch (older files may have both).
 Local files get every line as it is logged; object stores cannot append, so there the file is re-uploaded
 whole at most every `flush_interval_s` (and at every epoch end). `images_per_s` counts the images the
 student trains on (clean + Q(x')), summed over ranks.
@@ -43,6 +44,30 @@ class MetricsLog:
         self._pending.append(json.dumps(line, allow_nan=True) + "\n")
         if flush or is_local(self.fs) or time.monotonic() - self._last_flush > self.flush_interval_s:
             self.flush()
+
+    def rewind(self, step: int) -> int:
+        """Drop step/epoch records past `step` (logged after the checkpoint a resume starts from) and torn
+        lines; events stay. Returns how many lines were dropped."""
+        if not self.enabled:
+            return 0
+        self.flush()
+        try:
+            lines = self.fs.cat_file(self.path).decode(errors="replace").splitlines()
+        except FileNotFoundError:
+            return 0
+        kept = []
+        for line in lines:
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by the kill
+            if rec.get("type") in ("step", "epoch") and (rec.get("step") or 0) > step:
+                continue
+            kept.append(line + "\n")
+        data = "".join(kept).encode()
+        atomic_write_bytes(self.fs, self.path, data)
+        self._remote_text = None if is_local(self.fs) else data
+        return len(lines) - len(kept)
 
     def flush(self) -> None:
         if not self.enabled or not self._pending:

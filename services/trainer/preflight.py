@@ -2,12 +2,17 @@
 instead of crashing a worker an hour into training.
 
 Covers the student name, the preset and its overrides, the source, the sample set (manifest readable,
-classes equal to the source's, every shard present at its recorded size), the validation source, and the
-output folder (writable; if it holds a run, that run's config must match, so re-running resumes it).
+classes equal to the source's, every shard present at its recorded size and, unless --skip-verify, with the
+sha256 its manifest records), the validation source, and the output folder (writable; if it holds a run,
+that run's config must match, so re-running resumes it).
 """
 from __future__ import annotations
 
+import hashlib
+import sys
+import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 
@@ -45,18 +50,22 @@ class Plan:
         return "\n".join(lines + [f"warning: {w}" for w in self.warnings])
 
 
-def preflight(cfg: TrainConfig, preset: Preset | None = None) -> Plan:
+def preflight(cfg: TrainConfig, preset: Preset | None = None, echo: Callable[[str], None] | None = None) -> Plan:
     """Validate every input of `cfg` (whose preset the job resolved once: `preset`); raise TrainInputError
-    naming the first problem found."""
+    naming the first problem found. `echo` gets progress lines of the shard verification (default: stderr)."""
     try:
-        return _preflight(cfg, preset or cfg.resolve_preset())
+        return _preflight(cfg, preset or cfg.resolve_preset(), echo or _stderr)
     except TrainInputError:
         raise
     except (ValueError, StorageError, FileNotFoundError) as e:
         raise TrainInputError(str(e)) from e
 
 
-def _preflight(cfg: TrainConfig, preset: Preset) -> Plan:
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _preflight(cfg: TrainConfig, preset: Preset, echo: Callable[[str], None]) -> Plan:
     source = list_source(cfg.source, cfg.source_format, cfg.class_map, cfg.storage_options)
     with torch.device("meta"):  # checks the name without allocating weights
         create_student(cfg.student, num_classes=len(source.class_names))
@@ -68,6 +77,8 @@ def _preflight(cfg: TrainConfig, preset: Preset) -> Plan:
                                   f"{manifest.statistics.errored.reasons or 'none'})")
         _check_classes(manifest, source, cfg.samples)
         _check_shards(manifest, cfg)
+        if cfg.verify_shards:
+            verify_shards(manifest, cfg, echo)
         plan.sample_rows, plan.accepted = manifest.num_rows, manifest.statistics.accepted
         if manifest.source.sha256 != source.fingerprint().sha256:
             plan.warnings.append(f"the source changed since the sample set was made ({manifest.source.num_items} "
@@ -132,6 +143,32 @@ def _check_shards(manifest: SampleSetManifest, cfg: TrainConfig) -> None:
     if wrong:
         raise TrainInputError(f"sample set {cfg.samples!r} has shards of the wrong size (truncated or replaced): "
                               f"{wrong[:5]}")
+
+
+def verify_shards(manifest: SampleSetManifest, cfg: TrainConfig, echo: Callable[[str], None],
+                  chunk_bytes: int = 1 << 20, interval_s: float = 5.0) -> None:
+    """Stream every shard through sha256 and compare with the manifest: a same-size corruption is found now,
+    naming the shard, not mid-epoch (or never)."""
+    fs, path = open_filesystem(cfg.samples, cfg.storage_options)
+    root = path.rsplit("/", 1)[0] if path.endswith(".json") else path
+    total = sum(s.num_bytes for s in manifest.shards)
+    done, last = 0, time.monotonic()
+    echo(f"verifying {len(manifest.shards)} shards ({total / 1e6:.1f} MB) against the manifest's sha256 "
+         "(--skip-verify skips this)")
+    for k, shard in enumerate(manifest.shards, 1):
+        digest = hashlib.sha256()
+        with fs.open(join(root, shard.path), "rb") as f:
+            while chunk := f.read(chunk_bytes):
+                digest.update(chunk)
+                done += len(chunk)
+                if time.monotonic() - last > interval_s:
+                    echo(f"verifying shards: {k - 1}/{len(manifest.shards)} done, {done / 1e6:.1f}/{total / 1e6:.1f} MB")
+                    last = time.monotonic()
+        if digest.hexdigest() != shard.sha256:
+            raise TrainInputError(f"shard {shard.path} of sample set {cfg.samples!r} is corrupt: its sha256 is "
+                                  f"{digest.hexdigest()}, the manifest says {shard.sha256}; regenerate the set "
+                                  "(or restore the shard) — resuming cannot fix it")
+    echo(f"verified {len(manifest.shards)} shards ({total / 1e6:.1f} MB)")
 
 
 def _check_out(cfg: TrainConfig) -> int:

@@ -259,6 +259,7 @@ def api_process(ray_nodes, s3_process, postgres_server, tmp_path_factory) -> dic
     env = {**os.environ, **s3_process["env"], "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO),
            "DAD_AUTH_TOKEN": token, "DAD_RAY_AUTH_TOKEN": ray_nodes["token"], "DAD_RAY_ADDRESS": ray_nodes["address"],
            "DAD_STORE_URI": store, "DAD_DATABASE_URL": postgres_server["url"], "DAD_SYNC_INTERVAL_S": "1",
+           "DAD_ALLOWED_SOURCES": json.dumps([f"s3://{s3_process['bucket']}/data"]),  # cf. dad-config.yaml
            # Jobs run in Ray's working dir: make the repository importable however it was installed.
            "DAD_JOB_ENV": json.dumps({"PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"})}
     log_path = tmp_path_factory.mktemp("api") / "server.log"  # kept for a failed test's reader

@@ -1,13 +1,14 @@
 """/results: evaluation numbers of every eval run, one row per (run, suite, metric), ready to compare."""
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from schemas.api import ResultPublic, ResultsPublic
 from services.api.catalog import crud
-from services.api.deps import SessionDep
+from services.api.deps import AUTH_RESPONSES, SessionDep, require_read_token
 
-router = APIRouter(prefix="/results", tags=["results"])
+router = APIRouter(prefix="/results", tags=["results"], dependencies=[Depends(require_read_token)],
+                   responses=AUTH_RESPONSES)
 
 
 @router.get("", response_model=ResultsPublic)

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from schemas.api import is_valid_id
 from services.api.catalog import crud
-from services.api.deps import SessionDep
+from services.api.deps import DIGITS, SessionDep
 from services.api.run_control import read_train_metrics
 from services.storage import join
 
@@ -43,7 +43,8 @@ def _run(session, run_id: str):
 
 
 @router.get("/{run_id}/files/{name}", response_class=StreamingResponse, responses={
-    200: {"content": {"application/octet-stream": {}}, "description": "the file, as an attachment"}, 404: {}})
+    200: {"content": {media: {} for media in sorted(set(RUN_FILES.values()))},
+          "description": "the file, as an attachment (media type by name: see RUN_FILES)"}, 404: {}})
 def get_run_file(request: Request, session: SessionDep, run_id: Annotated[str, Path()],
                  name: Annotated[RunFileName, Path(description="one of the files a run writes")]) -> StreamingResponse:
     """Download a file of the run's folder: the trained model (model.pth, model.json), metrics.jsonl, ..."""
@@ -70,7 +71,7 @@ def get_run_file(request: Request, session: SessionDep, run_id: Annotated[str, P
 @router.get("/{run_id}/metrics", response_model=RunMetrics, responses={404: {}})
 def get_run_metrics(request: Request, session: SessionDep, run_id: Annotated[str, Path()],
                     max_points: Annotated[int, Query(ge=10, le=20000, description="step records kept at most "
-                                                                                   "(evenly thinned)")] = 2000,
+                                                                                   "(evenly thinned)"), DIGITS] = 2000,
                     ) -> RunMetrics:
     """A train run's metric records (steps thinned to `max_points`, every epoch record kept), without asking
     Ray for its log: what the UI overlays to compare runs."""

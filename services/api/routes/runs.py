@@ -8,10 +8,11 @@ from fastapi import status as http
 
 from schemas.api import RunCreate, RunDetail, RunKind, RunPublic, RunsPublic, RunStatus, is_valid_id
 from services.api.catalog import crud
-from services.api.deps import RunContextDep, require_token
+from services.api.deps import DIGITS, Offset, RunContextDep, require_read_token, require_token
 from services.api.run_control import run_detail, run_public, stop_run, submit_run
 
-router = APIRouter(prefix="/runs", tags=["runs"])
+router = APIRouter(prefix="/runs", tags=["runs"], dependencies=[Depends(require_read_token)],
+                   responses={401: {"description": "missing or wrong bearer token (reads need one with --auth-reads)"}})
 
 RunId = Annotated[str, Path(description="the run id given at submission")]
 _AUTH = {401: {"description": "missing or wrong bearer token"}}
@@ -40,7 +41,7 @@ def create_run(ctx: RunContextDep, response: Response, body: Annotated[RunCreate
 
 @router.get("", response_model=RunsPublic)
 def list_runs(ctx: RunContextDep, kind: RunKind | None = None, status: RunStatus | None = None,
-              offset: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> RunsPublic:
+              offset: Offset = 0, limit: Annotated[int, Query(ge=1, le=500), DIGITS] = 50) -> RunsPublic:
     """Runs, newest first; statuses are kept current by the server's background sync with Ray."""
     runs, count = crud.list_runs(ctx.session, kind, status, offset, limit)
     return RunsPublic(data=[run_public(r) for r in runs], count=count)

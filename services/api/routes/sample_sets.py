@@ -3,14 +3,16 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 
 from schemas.api import SampleSetDetail, SampleSetsPublic, SamplesPublic, is_valid_id
 from services.api.catalog import crud
-from services.api.deps import SessionDep
+from services.api.deps import (AUTH_RESPONSES, DECIMAL, DIGITS, MAX_QUERY_INT, Offset, SessionDep,
+                               require_read_token)
 from services.api.sample_views import sample_set_detail, sample_set_public, samples_page
 
-router = APIRouter(prefix="/sample-sets", tags=["sample sets"])
+router = APIRouter(prefix="/sample-sets", tags=["sample sets"], dependencies=[Depends(require_read_token)],
+                   responses=AUTH_RESPONSES)
 
 
 def _get(session, set_id: str):
@@ -21,8 +23,8 @@ def _get(session, set_id: str):
 
 
 @router.get("", response_model=SampleSetsPublic)
-def list_sample_sets(session: SessionDep, offset: Annotated[int, Query(ge=0)] = 0,
-                     limit: Annotated[int, Query(ge=1, le=500)] = 50) -> SampleSetsPublic:
+def list_sample_sets(session: SessionDep, offset: Offset = 0,
+                     limit: Annotated[int, Query(ge=1, le=500), DIGITS] = 50) -> SampleSetsPublic:
     """Published sample sets in the catalog, newest first."""
     sets, count = crud.list_sample_sets(session, offset, limit)
     return SampleSetsPublic(data=[sample_set_public(s) for s in sets], count=count)
@@ -36,13 +38,16 @@ def get_sample_set(session: SessionDep, set_id: str) -> SampleSetDetail:
 
 @router.get("/{set_id}/samples", response_model=SamplesPublic, responses={404: {}})
 def list_samples(session: SessionDep, set_id: str,
-                 label: Annotated[int | None, Query(ge=0, alias="class", description="class index")] = None,
+                 label: Annotated[int | None, Query(ge=0, le=MAX_QUERY_INT, alias="class", description="class index"),
+                                  DIGITS] = None,
                  kind: Literal["clean", "discretized", "adversarial"] | None = None,
                  accepted: bool | None = None,
-                 min_confidence: Annotated[float | None, Query(ge=0, le=1, description="teacher confidence >=")] = None,
-                 max_confidence: Annotated[float | None, Query(ge=0, le=1, description="teacher confidence <=")] = None,
-                 offset: Annotated[int, Query(ge=0)] = 0,
-                 limit: Annotated[int, Query(ge=1, le=500)] = 100,
+                 min_confidence: Annotated[float | None, Query(ge=0, le=1, description="teacher confidence >="),
+                                           DECIMAL] = None,
+                 max_confidence: Annotated[float | None, Query(ge=0, le=1, description="teacher confidence <="),
+                                           DECIMAL] = None,
+                 offset: Offset = 0,
+                 limit: Annotated[int, Query(ge=1, le=500), DIGITS] = 100,
                  source: Annotated[str | None, Query(min_length=1, max_length=200,
                                                      description="substring of the source path (source_id)")] = None,
                  order: Annotated[Literal["stored", "confidence", "-confidence"],

@@ -4,13 +4,14 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 
 from services.api.catalog import crud
-from services.api.deps import SessionDep
+from services.api.deps import AUTH_RESPONSES, SessionDep, require_read_token
 from services.api.images import UnsafePath
 
-router = APIRouter(prefix="/samples", tags=["samples"])
+router = APIRouter(prefix="/samples", tags=["samples"], dependencies=[Depends(require_read_token)],
+                   responses=AUTH_RESPONSES)
 
 _SAMPLE_ID = re.compile(r"^[0-9a-f]{16,64}$")
 _NAMES = {"discretized": "Q(x), the discretized un-attacked image,"}

@@ -22,6 +22,7 @@ def health(request: Request) -> dict:
     """Liveness, and whether mutations need a token."""
     settings = request.app.state.settings
     return {"status": "ok", "auth": "disabled" if settings.insecure_no_auth else "bearer",
+            "auth_reads": bool(settings.auth_reads and not settings.insecure_no_auth),
             "store": request.app.state.store.uri}
 
 

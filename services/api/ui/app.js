@@ -22,7 +22,14 @@ function h(tag, attrs, ...children) {
 }
 
 async function api(path) {
-  const r = await fetch(path, { headers: { Accept: "application/json" } });
+  let r = await fetch(path, { headers: { Accept: "application/json" } });
+  if (r.status === 401) {  // the server requires the token on reads (--auth-reads): keep it in a cookie, which
+    const token = prompt("Bearer token (DAD_AUTH_TOKEN) to view this server:");  // <img> requests send too
+    if (token) {
+      document.cookie = `dad_token=${encodeURIComponent(token)}; path=/; SameSite=Strict`;
+      r = await fetch(path, { headers: { Accept: "application/json" } });
+    }
+  }
   const body = await r.json().catch(() => ({}));
   if (!r.ok) throw new Error(typeof body.detail === "string" ? body.detail : `${r.status} ${r.statusText}`);
   return body;

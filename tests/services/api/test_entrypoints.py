@@ -33,7 +33,7 @@ def test_generate_job_reads_its_typed_config_from_the_run_record(store):
                             cpus_per_actor=0.5)
     job = build_job("generate", "run-1", cfg, store, "python")
     assert shlex.split(job.entrypoint) == job.argv  # the shell sees exactly these arguments
-    assert job.argv[3:5] == ["--config", store.run_record_uri("run-1")]
+    assert job.argv[3] == f"--config={store.run_record_uri('run-1')}"
     _write_record(store, "run-1", "generate", cfg, job)
     parsed = config_from_args(build_parser().parse_args(job.argv[3:]))
     assert parsed.source == "/data/x; rm -rf / #"
@@ -99,8 +99,15 @@ def test_no_config_field_reaches_the_runtime_env_or_the_interpreter(store):
                       ("eval", EvalRunConfig(model="/m", suites=["imagenet-r"]))):
         job = build_job(kind, "r", cfg, store, "/opt/venv/bin/python")
         module = {'generate': 'generator', 'train': 'trainer', 'eval': 'evaluator'}[kind]
-        assert job.argv == ["/opt/venv/bin/python", "-m", f"services.{module}", "--config", store.run_record_uri("r"),
-                            "--storage-option", "endpoint_url=http://127.0.0.1:9000"]
+        assert job.argv == ["/opt/venv/bin/python", "-m", f"services.{module}", f"--config={store.run_record_uri('r')}",
+                            "--storage-option=endpoint_url=http://127.0.0.1:9000"]  # --flag=value: one element each
     for field in ("runtime_env", "entrypoint", "python", "env", "pip"):
         with pytest.raises(ValueError):
             GenerateRunConfig(source="/d", **{field: "x"})
+
+
+def test_schema_suite_names_are_the_evaluators():
+    from schemas.api import EVAL_SUITE_NAMES
+    from services.evaluator.suites import SUITES
+
+    assert sorted(EVAL_SUITE_NAMES) == sorted(SUITES)

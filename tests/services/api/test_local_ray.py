@@ -33,3 +33,32 @@ def test_without_an_address_the_server_starts_its_own_ray_and_reports_a_failed_j
         assert "error:" in run["log_tail"] and "missing" in run["log_tail"]
         temp_dir = local.temp_dir
     assert not pids_mentioning(temp_dir)
+
+
+def test_a_local_job_server_is_joined_only_if_it_accepts_our_token():
+    """One that answers 401 (someone else's Ray, or one wanting a token we lack) is passed over."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from services.api.local_ray import find_local_job_server
+
+    class TokenServer(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            ok = self.headers.get("Authorization") == "Bearer right-token"
+            self.send_response(200 if ok else 401)
+            self.end_headers()
+            self.wfile.write(b'{"version": "x"}' if ok else b"")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), TokenServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    address = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        assert find_local_job_server("right-token", address) == address
+        assert find_local_job_server("wrong-token", address) is None
+        assert find_local_job_server(None, address) is None
+    finally:
+        server.shutdown()
+    assert find_local_job_server("right-token", address) is None  # nothing answers any more

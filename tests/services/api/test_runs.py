@@ -33,7 +33,8 @@ def test_post_run_submits_one_ray_job_and_a_retry_returns_it(client, auth, launc
     assert again.status_code == 200 and again.json()["id"] == "gen-1"
     assert list(launcher.jobs) == ["gen-1"] and launcher.submit_calls == 1
     argv = shlex.split(launcher.jobs["gen-1"]["entrypoint"])
-    assert argv[1:4] == ["-m", "services.generator", "--config"] and argv[4].endswith("/runs/gen-1/run.json")
+    assert argv[1:3] == ["-m", "services.generator"] and argv[3].startswith("--config=")
+    assert argv[3].endswith("/runs/gen-1/run.json")
     job = _job_config(client, "gen-1")  # what the job reads with --config
     assert (job["source"], job["name"], job["overrides"]) == ("/data/imagefolder", "gen-1", {"attack.steps": 2})
 

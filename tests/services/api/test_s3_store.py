@@ -17,7 +17,7 @@ def test_a_store_on_s3_serves_sets_records_runs_and_rebuilds(s3_server, make_cli
     fs = s3fs.S3FileSystem(**{"endpoint_url": endpoint, "key": options["key"], "secret": options["secret"]})
     fs.put(str(local / "sample-sets"), f"{prefix}/sample-sets", recursive=True)
 
-    client = make_client(f"s3://{prefix}", storage_options=options)
+    client = make_client(f"s3://{prefix}", storage_options=options, allowed_sources=["s3://dad-test/images"])
     assert [s["id"] for s in client.get("/sample-sets").json()["data"]] == ["synthetic"]
     sample = client.get("/sample-sets/synthetic/samples", params={"limit": 1}).json()["data"][0]
     image = client.get(f"/samples/{sample['id']}/image")
@@ -28,7 +28,7 @@ def test_a_store_on_s3_serves_sets_records_runs_and_rebuilds(s3_server, make_cli
     record = json.loads(fs.cat_file(f"{prefix}/runs/gen-s3/run.json"))
     assert record["id"] == "gen-s3" and record["output_uri"] == f"s3://{prefix}/sample-sets/gen-s3"
     argv = shlex.split(launcher.jobs["gen-s3"]["entrypoint"])
-    assert f"endpoint_url={endpoint}" in argv
+    assert f"--storage-option=endpoint_url={endpoint}" in argv
     assert options["secret"] not in launcher.jobs["gen-s3"]["entrypoint"]  # credentials go through the env
 
     from services.api.catalog.db import create_catalog_engine, migrate, session_factory

@@ -21,9 +21,12 @@ def test_every_bad_input_is_converted_or_counted_with_its_reason(tiny_sample_set
     assert stats.errored.reasons == {"corrupt": 1, "truncated": 1, "empty_file": 1, "too_large": 1, "unreadable": 1}
     assert stats.errored.examples["corrupt"] == ["n01440764/corrupt.jpg"]
     assert stats.converted.reasons == {"CMYK": 1, "L": 1, "I;16": 1, "P": 1, "RGBA": 1}
-    assert stats.skipped.reasons == {"not_an_image": 1, "empty_class:n01484850": 1}
+    assert stats.large.reasons == {"over_10000_pixels": 1} and stats.large.examples == {
+        "over_10000_pixels": ["n01443537/gray.png"]}  # decoded (within max_pixels) but counted
+    assert stats.skipped.reasons == {"not_an_image": 1, "non_utf8_name": 1}
+    assert stats.skipped.examples["non_utf8_name"] == ["n01440764/caf\\xe9.jpg"]  # shown escaped
     assert stats.accepted + stats.rejected.total == stats.clean
-    assert result.manifest.config.class_names == ["tench", "goldfish", "great white shark", "tabby cat"]
+    assert result.manifest.config.class_names == ["tench", "goldfish", "tabby cat"]
 
 
 def test_published_set_verifies_and_has_three_rows_per_decoded_image(tiny_sample_set):
@@ -57,7 +60,7 @@ def test_readers_select_training_rows_and_pair_images(tiny_sample_set):
     assert [everything[i]["kind"] for i in range(3)] == ["clean", "discretized", "adversarial"]
     item = pairs[1]
     assert item["kind"] == "adversarial" and item["image"].shape == (3, 32, 32)
-    assert item["teacher_logits"].shape == (4,) and 0 <= float(item["image"].min()) <= float(item["image"].max()) <= 1
+    assert item["teacher_logits"].shape == (3,) and 0 <= float(item["image"].min()) <= float(item["image"].max()) <= 1
     assert item["source_id"] == pairs[0]["source_id"] == everything[1]["source_id"]  # an item's rows sit together
     assert all(adversarial[i]["accepted"] for i in range(len(adversarial)))
     rows = to_ray_dataset(result.manifest_uri, kinds=(ss.KIND_ADVERSARIAL,), accepted_only=False,

@@ -84,8 +84,30 @@ def test_manifest_is_built_from_commits_only_and_orphans_are_removed(tmp_path, s
     assert [s.index for s in manifest.shards] == [0, 1] and manifest.num_rows == 12
     assert manifest.statistics.seen == 6 and manifest.statistics.accepted == 4
     assert manifest.timings.runs == 2 and manifest.timings.stage_s["generate"] == 2.0
-    assert store.remove_unreferenced(manifest) == 1 and not orphan.exists()
+    assert store.remove_unreferenced(manifest).removed == [f"shards/{orphan.name}"] and not orphan.exists()
     assert json.loads((tmp_path / "set" / "manifest.json").read_text())["format"] == "dad-sample-set"
+
+
+def test_cleanup_removes_only_the_writers_own_leftovers_and_reports_the_rest(tmp_path, synthetic):
+    store = SampleSetStore(str(tmp_path / "set"))
+    synthetic.commit(store, 0, synthetic.sample_batch())
+    manifest = build_manifest(synthetic.plan(1), store.committed_shards(), "run", 1.0, CodeVersion())
+    store.publish(manifest)
+    root = tmp_path / "set"
+    ours = [root / "shards" / ss.shard_file_name(3, "0123abcd"),                       # a killed attempt's shard
+            root / "shards" / f"{ss.shard_file_name(0, 'ffee')}.tmp-{'a' * 32}",        # its temp file
+            root / "_commits" / f"{ss.commit_marker_name(0)}.tmp-{'b' * 32}",           # a marker's temp file
+            root / "_commits" / ss.commit_marker_name(7)]                               # a marker of no listed shard
+    theirs = [root / "shards" / "README.txt", root / "shards" / "my-notes.parquet", root / "_commits" / "keep.me",
+              root / "shards" / "sub" / "x.parquet"]
+    for path in ours + theirs:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+    cleanup = store.remove_unreferenced(manifest)
+    assert not any(p.exists() for p in ours) and all(p.exists() for p in theirs)
+    assert sorted(cleanup.removed) == sorted(f"{p.parent.name}/{p.name}" for p in ours)
+    assert sorted(cleanup.foreign) == ["_commits/keep.me", "shards/README.txt", "shards/my-notes.parquet", "shards/sub"]
+    assert (root / manifest.shards[0].path).exists() and (root / "_commits" / ss.commit_marker_name(0)).exists()
 
 
 def test_hugging_face_datasets_shows_class_names_and_decodes_images(tmp_path, synthetic, monkeypatch):

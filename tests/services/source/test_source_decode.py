@@ -74,6 +74,14 @@ def test_huge_images_are_skipped_before_decoding():
     assert decode_image(data, 16, max_pixels=300 * 300).error is None
 
 
+def test_images_above_the_large_pixel_count_are_decoded_and_flagged():
+    data = encode(gradient(300, 200), "PNG")
+    big = decode_image(data, 16, max_pixels=300 * 200, large_pixels=300 * 200 - 1)
+    assert big.error is None and big.large and big.pixels.shape == (16, 16, 3)
+    assert not decode_image(data, 16, large_pixels=300 * 200).large
+    assert not decode_image(data, 16).large  # default: PIL's warning threshold (~89.5 M pixels)
+
+
 def test_large_jpeg_is_decoded_at_reduced_scale_to_the_same_size():
     out = decode_image(encode(gradient(2000, 1500), "JPEG"), 32)
     assert out.error is None and out.pixels.shape == (32, 32, 3)

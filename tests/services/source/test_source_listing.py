@@ -38,18 +38,42 @@ def test_odd_files_are_skipped_or_listed_for_the_reader_to_count(tmp_path, image
     (root / "dog" / "notes.txt").write_text("not an image")
     (root / "dog" / ".hidden.jpg").write_bytes(b"x")
     (root / "README.md").write_text("top-level file")
-    (root / "empty_class").mkdir()
     (root / "cat").mkdir()
     (root / "cat" / "zero.jpg").write_bytes(b"")
     os.symlink(root / "nowhere.jpg", root / "cat" / "broken.jpg")
     listing = list_source(str(root))
-    assert listing.class_ids == ["cat", "dog", "empty_class"]
-    assert listing.class_names == ["cat", "dog", "empty class"]
-    assert listing.skipped.reasons == {"not_an_image": 1, "hidden_file": 1, "outside_class_folder": 1,
-                                       "empty_class:empty_class": 1}
+    assert listing.class_ids == ["cat", "dog"]
+    assert listing.class_names == ["cat", "dog"]
+    assert listing.skipped.reasons == {"not_an_image": 1, "hidden_file": 1, "outside_class_folder": 1}
     assert [i.source_id for i in listing.items] == ["cat/broken.jpg", "cat/zero.jpg", "dog/a.jpg"]
     results = read_items(ReadSpec.for_listing(listing, 16), listing.items)
     assert [r.error for r in results] == ["unreadable", "empty_file", None]
+
+
+def test_non_utf8_file_names_are_skipped_and_counted_shown_escaped(tmp_path, image_writer):
+    root = tmp_path / "src"
+    image_writer(root / "dog" / "a.jpg", 1)
+    image_writer(root / "cat" / "b.jpg", 2)
+    (root / "dog" / "a.jpg").rename(os.fsdecode(os.fsencode(root / "dog") + b"/caf\xe9.jpg"))
+    image_writer(root / "dog" / "c.jpg", 3)
+    os.makedirs(os.fsencode(root) + b"/\xffbad")  # a class folder whose name is not UTF-8
+    with open(os.fsencode(root) + b"/\xffbad/x.jpg", "wb") as f:
+        f.write((root / "cat" / "b.jpg").read_bytes())
+    listing = list_source(str(root))
+    assert [i.source_id for i in listing.items] == ["cat/b.jpg", "dog/c.jpg"] and listing.class_ids == ["cat", "dog"]
+    assert listing.skipped.reasons == {"non_utf8_name": 2}
+    assert sorted(listing.skipped.examples["non_utf8_name"]) == ["\\xffbad/x.jpg", "dog/caf\\xe9.jpg"]
+    assert listing.fingerprint().num_items == 2  # hashing the listing no longer meets the bad name
+
+
+def test_empty_class_folder_is_refused_like_torchvision(tmp_path, image_writer):
+    root = tmp_path / "src"
+    image_writer(root / "dog" / "a.jpg", 1)
+    (root / "empty_class").mkdir()
+    (root / "notes").mkdir()
+    (root / "notes" / "readme.txt").write_text("no images here either")
+    with pytest.raises(SourceError, match=r"class folders with no images: \['empty_class', 'notes'\]"):
+        list_source(str(root))
 
 
 def test_source_without_images_fails_with_a_message_naming_it(tmp_path):

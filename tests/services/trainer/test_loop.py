@@ -110,3 +110,25 @@ def test_reads_samples_from_and_checkpoints_to_s3(train_config, sample_set, s3_s
 def test_objectives_without_a_teacher_train_from_the_source_alone(objective, train_config):
     summary = train_worker(train_config(objective=objective, samples=None, hflip=True, max_steps_per_epoch=2))
     assert summary["val_top1"] is not None
+
+
+def test_a_mid_epoch_kill_and_resume_leave_no_duplicate_step_records(train_config, monkeypatch):
+    cfg = train_config(epochs=2, objective="ce", samples=None, log_every=1)
+    real_epoch = loop.train_one_epoch
+
+    def killed_before_the_checkpoint(*args, **kwargs):
+        result = real_epoch(*args, **kwargs)  # the epoch's steps are logged...
+        if args[8] == 1:
+            raise KeyboardInterrupt("killed")  # ...but its checkpoint is never written
+        return result
+
+    monkeypatch.setattr(loop, "train_one_epoch", killed_before_the_checkpoint)
+    with pytest.raises(KeyboardInterrupt):
+        train_worker(cfg)
+    monkeypatch.setattr(loop, "train_one_epoch", real_epoch)
+    train_worker(cfg)
+    raw = [json.loads(line) for line in open(RunStore(cfg.out).path + "/metrics.jsonl")]
+    steps = [r["step"] for r in raw if r["type"] == "step"]
+    assert steps == sorted(set(steps)) and len(steps) > 2  # the file itself, not just readers, has no duplicates
+    assert [r["event"] for r in raw if r["type"] == "event"] == ["start", "resume", "end"]
+    assert [r["epoch"] for r in raw if r["type"] == "epoch"] == [0, 1]

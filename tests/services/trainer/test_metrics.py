@@ -27,3 +27,18 @@ def test_log_appends_and_only_rank_zero_writes(tmp_path):
         log.flush()
     assert [r["step"] for r in read_metrics(str(tmp_path))] == [1, 2]
     assert all("time" in r for r in read_metrics(str(tmp_path)))
+
+
+def test_rewind_drops_records_past_the_checkpoint_step_and_torn_lines(tmp_path):
+    log = MetricsLog(str(tmp_path))
+    for rec in ({"type": "event", "event": "start", "step": 0}, {"type": "step", "step": 10},
+                {"type": "epoch", "epoch": 0, "step": 10}, {"type": "step", "step": 20}):
+        log.log(rec)
+    with open(log.path, "a") as f:
+        f.write('{"type": "step", "st')  # torn by the kill
+    assert log.rewind(10) == 2
+    log.log({"type": "event", "event": "resume", "step": 10})
+    log.log({"type": "step", "step": 20})
+    lines = [json.loads(x) for x in open(log.path).read().splitlines()]
+    assert [r.get("event") or r["type"] for r in lines] == ["start", "step", "epoch", "resume", "step"]
+    assert [r["step"] for r in lines if r["type"] == "step"] == [10, 20]

@@ -102,3 +102,29 @@ def test_bad_preset_override_is_refused_by_the_config_itself(train_config):
 
     with pytest.raises(ValidationError, match="distill.nope: unknown preset field"):
         train_config(overrides={"distill.nope": 1})
+
+
+def _corrupt_same_size(shard):
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte: same size, other content
+    shard.write_bytes(bytes(data))
+
+
+def test_same_size_corruption_is_found_before_training_naming_the_shard(sample_set, set_copy, tmp_path,
+                                                                        no_training, capsys):
+    shard = sorted((set_copy / "shards").glob("*.parquet"))[-1]
+    _corrupt_same_size(shard)
+    assert cli(sample_set, tmp_path, samples=set_copy / "manifest.json") == 2
+    captured = capsys.readouterr()
+    assert "verifying 3 shards" in captured.out  # the progress line
+    assert f"shards/{shard.name}" in captured.err and "sha256" in captured.err and "corrupt" in captured.err
+
+
+def test_skip_verify_trusts_the_manifest(train_config, sample_set, set_copy):
+    _corrupt_same_size(sorted((set_copy / "shards").glob("*.parquet"))[0])
+    lines = []
+    preflight(train_config(samples=str(set_copy / "manifest.json"), verify_shards=False), echo=lines.append)
+    assert lines == []  # nothing read
+    with pytest.raises(TrainInputError, match="corrupt"):
+        preflight(train_config(samples=str(set_copy / "manifest.json")), echo=lines.append)
+    assert lines and lines[0].startswith("verifying")
