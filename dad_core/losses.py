@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -300,72 +300,15 @@ def dat_dad_loss(student_clean: Tensor, teacher_clean: Tensor, labels: Tensor,
     return out
 
 
-# ----------------------------------------------------------------------------- one entry point for the trainer
+# ----------------------------------------------------------------------------- the registry, by name
 
-@dataclass
-class ObjectiveInputs:
-    """Everything an objective may consume for one batch; each objective uses a subset (see objective_needs).
-
-    For DAD-style objectives a batch whose rows have no usable adversarial partner can pass
-    accepted = all False (student_adv/teacher_adv may then be any finite placeholder such as zeros).
-    """
-
-    labels: Tensor
-    student_clean: Tensor
-    teacher_clean: Optional[Tensor] = None
-    student_adv: Optional[Tensor] = None
-    teacher_adv: Optional[Tensor] = None
-    accepted: Optional[Tensor] = None
-    student_dat_adv: Optional[Tensor] = None
+_REGISTRY_NAMES = ("ObjectiveInputs", "OBJECTIVES", "list_objectives", "objective_needs", "compute_objective")
 
 
-_Objective = Callable[[ObjectiveInputs, DistillConfig], LossDict]
+def __getattr__(name: str):
+    """The objective registry lives in dad_core.objectives; these names stay importable from here."""
+    if name in _REGISTRY_NAMES:
+        from dad_core import objectives
 
-# name -> objective(inputs, cfg); the registry the trainer picks from by config name.
-OBJECTIVES: dict[str, _Objective] = {
-    "ce": lambda i, c: cross_entropy(i.student_clean, i.labels, c),
-    "kd": lambda i, c: kd_loss(i.student_clean, i.teacher_clean, i.labels, c),
-    "dist": lambda i, c: dist_loss(i.student_clean, i.teacher_clean, i.labels, c),
-    "ard": lambda i, c: ard_loss(i.student_clean, i.student_adv, i.teacher_clean, i.labels, c, i.accepted),
-    "rslad": lambda i, c: rslad_loss(i.student_clean, i.student_adv, i.teacher_clean, c, i.accepted),
-    "dad": lambda i, c: dad_loss(i.student_clean, i.teacher_clean, i.labels, i.student_adv, i.teacher_adv,
-                                 i.accepted, c),
-    "dat": lambda i, c: dat_loss(i.student_clean, i.student_dat_adv, i.labels, c),
-    "dat+dad": lambda i, c: dat_dad_loss(i.student_clean, i.teacher_clean, i.labels, i.student_adv,
-                                         i.teacher_adv, i.accepted, i.student_dat_adv, c),
-}
-
-# name -> inputs it requires beyond labels and student_clean (accepted is always optional).
-_NEEDS: dict[str, frozenset[str]] = {
-    "ce": frozenset(),
-    "kd": frozenset({"teacher_clean"}),
-    "dist": frozenset({"teacher_clean"}),
-    "ard": frozenset({"teacher_clean", "student_adv"}),
-    "rslad": frozenset({"teacher_clean", "student_adv"}),
-    "dad": frozenset({"teacher_clean", "student_adv", "teacher_adv"}),
-    "dat": frozenset({"student_dat_adv"}),
-    "dat+dad": frozenset({"teacher_clean", "student_adv", "teacher_adv", "student_dat_adv"}),
-}
-
-
-def list_objectives() -> list[str]:
-    return list(OBJECTIVES)
-
-
-def _check_name(name: str) -> None:
-    if name not in OBJECTIVES:
-        raise ValueError(f"unknown objective {name!r}; valid objectives: {', '.join(OBJECTIVES)}")
-
-
-def objective_needs(name: str) -> frozenset[str]:
-    """Inputs (beyond labels and student_clean) that objective `name` requires; lets a trainer fail early."""
-    _check_name(name)
-    return _NEEDS[name]
-
-
-def compute_objective(name: str, inputs: ObjectiveInputs, cfg: DistillConfig) -> LossDict:
-    """Dispatch to objective `name` after checking that every input it needs is present."""
-    for field in sorted(objective_needs(name)):
-        if getattr(inputs, field) is None:
-            raise ValueError(f"objective {name!r} needs inputs.{field}, which is None")
-    return OBJECTIVES[name](inputs, cfg)
+        return getattr(objectives, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,4 +1,5 @@
-"""Data contracts shared by every service: the sample store format, its manifest, job status.
+"""Data contracts shared by every service: the sample store format, its manifest, job status, each job's
+config (schemas.jobs), evaluation results and training metrics (schemas.results), the API (schemas.api).
 
 Depends on nothing in this repository (schemas <- dad_core <- services).
 """

@@ -139,3 +139,47 @@ def check_writable(fs: fsspec.AbstractFileSystem, path: str) -> None:
     except Exception as e:  # noqa: BLE001 - any backend error means "not writable", reported with its cause
         uri = to_uri(fs, path)
         raise StorageError(f"output {uri!r} is not writable: {describe_storage_error(uri, e)}") from e
+
+
+class StoreFolder:
+    """One folder on any fsspec URL, and the file operations every store layout builds on: the API's store root,
+    a sample set's folder (sample_store.writer) and a training run's folder (trainer.checkpointing).
+
+    Names are relative to the folder; `write` is atomic (`atomic_write_bytes`), `read` gives None for a missing
+    file. Subclasses add their layout (which names hold what), never another way to reach the storage.
+    """
+
+    def __init__(self, uri: str, storage_options: Mapping[str, Any] | None = None):
+        self.storage_options = dict(storage_options or {})
+        self.fs, self.path = open_filesystem(uri, self.storage_options)
+        self.uri = to_uri(self.fs, self.path)
+
+    def path_of(self, *names: str) -> str:
+        return join(self.path, *names)
+
+    def uri_of(self, *names: str) -> str:
+        return to_uri(self.fs, self.path_of(*names))
+
+    def read(self, name: str) -> bytes | None:
+        try:
+            return self.fs.cat_file(self.path_of(name))
+        except FileNotFoundError:
+            return None
+
+    def write(self, name: str, data: bytes) -> None:
+        atomic_write_bytes(self.fs, self.path_of(name), data)
+
+    def exists(self, name: str) -> bool:
+        return self.fs.exists(self.path_of(name))
+
+    def list(self, folder: str) -> list[str]:
+        """Full paths in a subfolder (fresh listing: writers elsewhere change it), [] if it does not exist."""
+        path = self.path_of(folder)
+        self.fs.invalidate_cache(path)
+        try:
+            return self.fs.ls(path, detail=False)
+        except FileNotFoundError:
+            return []
+
+    def check_writable(self) -> None:
+        check_writable(self.fs, self.path)

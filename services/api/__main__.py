@@ -17,7 +17,7 @@ from typing import Sequence
 
 from pydantic import ValidationError
 
-from services.cli_types import key_value
+from services.jobs.cli import key_value
 
 
 

@@ -1,31 +1,36 @@
-"""Job command lines, built from validated run configs only (pure: no I/O, no Ray).
+"""Jobs, built from validated run configs only (pure: no I/O, no Ray).
 
-A job is `python -m services.<service> --flag=value ...`: an argv list whose every element is a constant or
-a typed config value glued to its flag (`--flag=value`, never `--flag value`), so no value can ever be read
-as an option by the service's argparse parser, whatever it starts with. The list is joined with
-`shlex.join` for Ray (which runs the entrypoint with a shell), so no value can become shell syntax.
-Outputs always go below the store root, at a location fixed by the run id; callers never choose where a
-job writes.
+A run config (schemas.api) is its job's settings plus catalog ids; here the ids become locations below the
+store root, fixed by the run id (callers never choose where a job writes), giving the job's own config
+(schemas.jobs). The control plane writes that config into the run record (`runs/<id>/run.json`, `job`),
+and the job reads it back: `python -m services.<job> --config <run.json> [--storage-option k=v ...]`.
+Values never travel as command-line text, so none can become shell syntax or be re-read as another type;
+the few argv elements are `--flag=value` (one element each: argparse never takes a value for an option),
+joined with `shlex.join` for Ray, which runs the entrypoint with a shell.
 """
 from __future__ import annotations
 
-import json
 import shlex
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+import services.jobs  # noqa: F401 - installs the dad_core checks the run configs validate with
+from pydantic import BaseModel
 from schemas.api import EvalRunConfig, GenerateRunConfig, TrainRunConfig
+from schemas.jobs import EvalJobConfig, EvalSettings, GenerateJobConfig, GenerateSettings, TrainJobConfig, TrainSettings
 from services.api.store import Store
 
-# fsspec options that are credentials: they reach jobs through the environment (DAD_JOB_ENV), never argv,
-# so they do not show up in Ray's job list, the dashboard or the store's run records.
+# fsspec options that are credentials: they reach jobs through the environment (DAD_JOB_ENV), never argv or
+# the run record, so they do not show up in Ray's job list, the dashboard or the store.
 _SECRET_OPTION_WORDS = ("key", "secret", "token", "password", "credential", "session")
+MODULES = {"generate": "services.generator", "train": "services.trainer", "eval": "services.evaluator"}
 
 
 @dataclass(frozen=True)
 class JobSpec:
     argv: list[str]
     output_uri: str
+    job: BaseModel                 # the job's config (schemas.jobs), written into the run record
     sample_set_id: str | None = None
 
     @property
@@ -33,19 +38,16 @@ class JobSpec:
         return shlex.join(self.argv)
 
 
-def override_args(overrides: Mapping[str, Any]) -> list[str]:
-    """`--set key=value` pairs; values are JSON, which the services parse back as YAML to the same value."""
-    out: list[str] = []
-    for key, value in overrides.items():
-        out.append(_flag("--set", f"{key}={json.dumps(value)}"))
-    return out
+def public_storage_options(options: Mapping[str, Any]) -> dict[str, str]:
+    """The store's fsspec options minus credentials, as the strings every job takes."""
+    return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in options.items()
+            if not any(word in k.lower() for word in _SECRET_OPTION_WORDS) and isinstance(v, (str, int, float, bool))}
 
 
 def storage_option_args(options: Mapping[str, Any]) -> list[str]:
+    """`--storage-option k=v` for the non-secret options: the job needs them to read its run record."""
     out: list[str] = []
-    for key, value in options.items():
-        if any(word in key.lower() for word in _SECRET_OPTION_WORDS) or not isinstance(value, (str, int, float, bool)):
-            continue
+    for key, value in public_storage_options(options).items():
         out.append(_flag("--storage-option", f"{key}={value}"))
     return out
 
@@ -55,52 +57,36 @@ def _flag(flag: str, value: Any) -> str:
     return f"{flag}={value}"
 
 
-def _optional(flag: str, value: Any) -> list[str]:
-    return [] if value is None else [_flag(flag, value)]
+def _settings(config: BaseModel, settings: type[BaseModel]) -> dict[str, Any]:
+    return {name: getattr(config, name) for name in settings.model_fields}
+
+
+def _argv(kind: str, run_id: str, store: Store, python: str) -> list[str]:
+    return [python, "-m", MODULES[kind], _flag("--config", store.run_record_uri(run_id)),
+            *storage_option_args(store.storage_options)]
 
 
 def generate_job(run_id: str, config: GenerateRunConfig, store: Store, python: str) -> JobSpec:
     set_id = config.set_name or run_id
-    argv = [python, "-m", "services.generator", _flag("--source", config.source), _flag("--out", store.sample_sets_uri()),
-            _flag("--name", set_id), _flag("--preset", config.preset), *override_args(config.overrides),
-            *_optional("--class-map", config.class_map), _flag("--source-format", config.source_format),
-            *_optional("--limit", config.limit), *_optional("--shard-size", config.shard_size),
-            *_optional("--batch-size", config.batch_size), *_optional("--num-actors", config.num_actors),
-            *_optional("--cpus-per-actor", config.cpus_per_actor),
-            *_optional("--gpus-per-actor", config.gpus_per_actor),
-            *storage_option_args(store.storage_options), "--no-progress"]
-    return JobSpec(argv, store.set_uri(set_id), set_id)
+    job = GenerateJobConfig(**_settings(config, GenerateSettings), out=store.sample_sets_uri(), name=set_id,
+                            storage_options=public_storage_options(store.storage_options), progress_bar=False)
+    return JobSpec(_argv("generate", run_id, store, python), store.set_uri(set_id), job, set_id)
 
 
 def train_job(run_id: str, config: TrainRunConfig, store: Store, python: str) -> JobSpec:
     out = store.run_uri(run_id)
     samples = store.manifest_uri(config.sample_set) if config.sample_set else None
-    argv = [python, "-m", "services.trainer", _flag("--source", config.source), _flag("--out", out),
-            *_optional("--samples", samples), *_optional("--student", config.student),
-            _flag("--objective", config.objective), _flag("--teacher-logits", config.teacher_logits),
-            _flag("--preset", config.preset), *override_args(config.overrides),
-            *_optional("--class-map", config.class_map), *_optional("--val", config.val),
-            *_optional("--val-fraction", config.val_fraction), _flag("--epochs", config.epochs),
-            _flag("--batch-size", config.batch_size), _flag("--optimizer", config.optimizer),
-            *_optional("--lr", config.lr), *_optional("--weight-decay", config.weight_decay),
-            _flag("--warmup-epochs", config.warmup_epochs), *(["--bf16"] if config.bf16 else []),
-            _flag("--seed", config.seed), _flag("--workers", config.workers),
-            _flag("--cpus-per-worker", config.cpus_per_worker), _flag("--gpus-per-worker", config.gpus_per_worker),
-            _flag("--loader-workers", config.loader_workers),
-            *_optional("--max-steps-per-epoch", config.max_steps_per_epoch), _flag("--log-every", config.log_every),
-            *storage_option_args(store.storage_options), "--no-progress"]
-    return JobSpec(argv, out)
+    job = TrainJobConfig(**_settings(config, TrainSettings), out=out, samples=samples,
+                         storage_options=public_storage_options(store.storage_options), progress_bar=False)
+    return JobSpec(_argv("train", run_id, store, python), out, job)
 
 
 def eval_job(run_id: str, config: EvalRunConfig, store: Store, python: str) -> JobSpec:
-    """Suites go as one `--suites=a,b` element (the evaluator splits on commas; suite items cannot hold one)."""
     out = store.run_uri(run_id)
     model = store.run_uri(config.model_run) if config.model_run else config.model
-    argv = [python, "-m", "services.evaluator", _flag("--model", model), _flag("--name", config.model_run or run_id),
-            _flag("--suites", ",".join(config.suites)), *_optional("--data-root", config.data_root),
-            _flag("--out", out), *_optional("--class-map", config.class_map), *_optional("--limit", config.limit),
-            *_optional("--batch-size", config.batch_size), *storage_option_args(store.storage_options)]
-    return JobSpec(argv, out)
+    job = EvalJobConfig(**_settings(config, EvalSettings), model=str(model), name=config.model_run or run_id,
+                        out=out, storage_options=public_storage_options(store.storage_options))
+    return JobSpec(_argv("eval", run_id, store, python), out, job)
 
 
 BUILDERS: dict[str, Callable[..., JobSpec]] = {"generate": generate_job, "train": train_job, "eval": eval_job}

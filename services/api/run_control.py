@@ -12,13 +12,15 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
+from schemas.results import METRICS_NAME, parse_metrics
 from schemas.api import TERMINAL_STATUSES, RunDetail, RunPublic, RunRecord, RunStatusRecord
 from services.api.catalog import crud
 from services.api.catalog.ingest import run_from_record
 from services.api.catalog.models import Run
-from services.api.entrypoints import build_job
+from services.api.entrypoints import JobSpec, build_job
 from services.api.launcher import META_CONFIG, META_KIND, Launcher, RayUnavailable
 from services.api.source_policy import is_allowed, request_locations
 from services.api.store import Store, sha256_json
@@ -58,10 +60,9 @@ class RunContext:
 
 
 def check_config(ctx: RunContext, kind: str, config) -> None:
-    """Semantic checks the schema cannot make: the preset and overrides resolve, referenced ids exist."""
-    from dad_core import get_preset  # imports torch: loaded on the first submission, not for browsing
-    from dad_core.losses import list_objectives
-
+    """Checks the schema cannot make: inputs lie where this server may read, referenced ids exist, no locked
+    preset field. (The preset, overrides, objective and the job's cross-field rules were checked when the body
+    was parsed: schemas.jobs.)"""
     for loc, uri in request_locations(kind, config):
         if not is_allowed(uri, ctx.allowed_sources):
             raise ConfigError(("body", kind, "config", *loc),
@@ -73,29 +74,24 @@ def check_config(ctx: RunContext, kind: str, config) -> None:
                 raise ConfigError(("body", kind, "config", "overrides", key),
                                   f"{key} cannot be set through the API (unpickling runs code from the file); "
                                   "set it on the cluster if you trust the checkpoint")
-        try:
-            get_preset(config.preset, config.overrides or None)
-        except (ValueError, TypeError) as e:
-            message = str(e)
-            if message.startswith("unknown preset"):
-                raise ConfigError(("body", kind, "config", "preset"), message) from None
-            key = next((k for k in config.overrides if k in message or repr(k.rsplit(".", 1)[-1]) in message), None)
-            raise ConfigError(("body", kind, "config", "overrides", *([key] if key else [])), message) from None
-    if kind == "train":
-        if config.objective not in list_objectives():
-            raise ConfigError(("body", kind, "config", "objective"),
-                              f"unknown objective {config.objective!r}; valid: {', '.join(list_objectives())}")
-        if config.sample_set and crud.get_sample_set(ctx.session, config.sample_set) is None:
-            raise ConfigError(("body", kind, "config", "sample_set"),
-                              f"unknown sample set {config.sample_set!r}: GET /sample-sets lists them")
-    if kind == "eval":
-        if (config.model_run is None) == (config.model is None):
-            raise ConfigError(("body", kind, "config", "model_run"), "give exactly one of model_run and model")
-        if config.model_run:
-            trained = crud.get_run(ctx.session, config.model_run)
-            if trained is None or trained.kind != "train":
-                raise ConfigError(("body", kind, "config", "model_run"),
-                                  f"{config.model_run!r} is not a train run in the catalog")
+    if kind == "train" and config.sample_set and crud.get_sample_set(ctx.session, config.sample_set) is None:
+        raise ConfigError(("body", kind, "config", "sample_set"),
+                          f"unknown sample set {config.sample_set!r}: GET /sample-sets lists them")
+    if kind == "eval" and config.model_run:
+        trained = crud.get_run(ctx.session, config.model_run)
+        if trained is None or trained.kind != "train":
+            raise ConfigError(("body", kind, "config", "model_run"),
+                              f"{config.model_run!r} is not a train run in the catalog")
+
+
+def _build_job(ctx: RunContext, kind: str, run_id: str, config) -> JobSpec:
+    """The job's own config from the run config; a refusal (none expected: the run config carries the job's
+    rules) is a 422 like any other, before anything is written."""
+    try:
+        return build_job(kind, run_id, config, ctx.store, ctx.job_python)
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise ConfigError(("body", kind, "config", *err["loc"]), err["msg"]) from None
 
 
 def submit_run(ctx: RunContext, run_id: str, kind: str, config) -> tuple[Run, bool]:
@@ -109,7 +105,7 @@ def submit_run(ctx: RunContext, run_id: str, kind: str, config) -> tuple[Run, bo
                               "a retry must send the same kind and config")
         return existing, False
     check_config(ctx, kind, config)
-    job = build_job(kind, run_id, config, ctx.store, ctx.job_python)
+    job = _build_job(ctx, kind, run_id, config)
     if job.sample_set_id:
         for other in crud.active_runs(ctx.session):
             if other.sample_set_id == job.sample_set_id:
@@ -117,7 +113,8 @@ def submit_run(ctx: RunContext, run_id: str, kind: str, config) -> tuple[Run, bo
     ctx.launcher.state(run_id)  # reachability probe: RayUnavailable before anything is written
     now = crud.utcnow()
     record = RunRecord(id=run_id, kind=kind, config=config_dict, config_sha256=config_sha, entrypoint=job.argv,
-                       output_uri=job.output_uri, sample_set_id=job.sample_set_id, submitted_at=now)
+                       output_uri=job.output_uri, sample_set_id=job.sample_set_id, submitted_at=now,
+                       job=job.job.model_dump(mode="json"))
     ctx.store.write_run_record(record)
     try:
         ctx.launcher.submit(run_id, job.entrypoint, {META_KIND: kind, META_CONFIG: config_sha},
@@ -196,8 +193,6 @@ def log_unavailable_message(error: Exception) -> str:
 
 def read_train_metrics(store: Store, run_id: str, max_points: int = 2000) -> list[dict[str, Any]]:
     """The trainer's metric records (de-duplicated across resumes), thinned to at most `max_points` steps."""
-    from services.trainer.metrics import METRICS_NAME, parse_metrics
-
     data = store.read_bytes(join(store.run_path(run_id), METRICS_NAME))
     if data is None:
         return []

@@ -14,12 +14,12 @@ import hashlib
 import json
 import logging
 from datetime import datetime, timezone
-from typing import Any, Mapping
+from typing import Any
 
 from schemas import sample_store as ss
 from schemas.api import RunRecord, RunStatusRecord, is_valid_id
 from schemas.generation_status import GenerationStatus
-from services.storage import atomic_write_bytes, join, open_filesystem, to_uri
+from services.storage import StoreFolder, atomic_write_bytes, join, to_uri
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +29,12 @@ RUN_RECORD = "run.json"
 RUN_STATUS = "status.json"
 
 
-class Store:
+class Store(StoreFolder):
     """One store root (local folder or object-store URL) and its layout."""
 
-    def __init__(self, uri: str, storage_options: Mapping[str, Any] | None = None):
-        self.storage_options = dict(storage_options or {})
-        self.fs, self.root = open_filesystem(uri, self.storage_options)
-        self.uri = to_uri(self.fs, self.root)
+    @property
+    def root(self) -> str:
+        return self.path
 
     # -- locations ----------------------------------------------------------------------------------------
     def _child(self, *parts: str) -> str:
@@ -62,6 +61,10 @@ class Store:
     def run_uri(self, run_id: str) -> str:
         return to_uri(self.fs, self.run_path(run_id))
 
+    def run_record_uri(self, run_id: str) -> str:
+        """`runs/<id>/run.json`: also the config file the run's job reads (`--config`)."""
+        return to_uri(self.fs, join(self.run_path(run_id), RUN_RECORD))
+
     # -- listing --------------------------------------------------------------------------------------------
     def list_set_ids(self) -> list[str]:
         """Ids of published sets (those with a manifest); folders with other names are ignored."""
@@ -82,6 +85,7 @@ class Store:
 
     # -- files ----------------------------------------------------------------------------------------------
     def read_bytes(self, path: str) -> bytes | None:
+        """A file by its full path below the root (None if missing)."""
         try:
             return self.fs.cat_file(path)
         except FileNotFoundError:
@@ -125,15 +129,25 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def record_run(store: Store, run_id: str, kind: str, entrypoint: list[str], config: dict[str, Any],
+               sample_set_id: str | None = None, job: dict[str, Any] | None = None,
+               submitted_at: datetime | None = None) -> None:
+    """Write `run.json` for a run made outside the control plane (the demo, experiments). With `job` (the job's
+    own config, schemas.jobs) the record is also the file the job reads (`--config <run.json>`)."""
+    store.write_run_record(RunRecord(id=run_id, kind=kind, config=config, config_sha256=sha256_json(config),
+                                     entrypoint=entrypoint, output_uri=store.run_uri(run_id),
+                                     sample_set_id=sample_set_id, job=job,
+                                     submitted_at=submitted_at or datetime.now(timezone.utc)))
+
+
 def record_finished_run(store: Store, run_id: str, kind: str, entrypoint: list[str], config: dict[str, Any],
                         sample_set_id: str | None = None, succeeded: bool = True, message: str = "",
-                        started_at: datetime | None = None, finished_at: datetime | None = None) -> None:
+                        started_at: datetime | None = None, finished_at: datetime | None = None,
+                        job: dict[str, Any] | None = None) -> None:
     """Write `run.json` + `status.json` for a run made outside the control plane (the demo, experiments),
     so that `catalog rebuild` lists it with its metrics, results and duration like any submitted run."""
     finished = finished_at or datetime.now(timezone.utc)
     started = started_at or finished
-    store.write_run_record(RunRecord(id=run_id, kind=kind, config=config, config_sha256=sha256_json(config),
-                                     entrypoint=entrypoint, output_uri=store.run_uri(run_id),
-                                     sample_set_id=sample_set_id, submitted_at=started))
+    record_run(store, run_id, kind, entrypoint, config, sample_set_id, job, started)
     store.write_run_status(run_id, RunStatusRecord(status="SUCCEEDED" if succeeded else "FAILED", message=message,
                                                    started_at=started, finished_at=finished, updated_at=finished))

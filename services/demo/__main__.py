@@ -19,7 +19,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from services.api.store import Store, record_finished_run
+from services.api.store import Store, record_finished_run, record_run
 from services.demo.synthetic import make_dataset, merge_domains
 
 SET_ID = "demo-photo"
@@ -49,10 +49,18 @@ class Demo:
         model = {"generate": GenerateRunConfig, "train": TrainRunConfig, "eval": EvalRunConfig}[kind]
         typed = model.model_validate(config)
         spec = build_job(kind, run_id, typed, self.store, sys.executable)
-        started, finished = self.command(stage, spec.argv)
-        record_finished_run(self.store, run_id, kind, spec.argv, typed.model_dump(mode="json"),
-                            sample_set_id=spec.sample_set_id or typed.model_dump().get("sample_set"),
-                            message="made by services.demo", started_at=started, finished_at=finished)
+        record = dict(entrypoint=spec.argv, config=typed.model_dump(mode="json"), job=spec.job.model_dump(mode="json"),
+                      sample_set_id=spec.sample_set_id or typed.model_dump().get("sample_set"))
+        record_run(self.store, run_id, kind, **record)  # the job reads its config from this run.json
+        started = datetime.now(timezone.utc)
+        try:
+            started, finished = self.command(stage, spec.argv)
+        except subprocess.CalledProcessError:
+            record_finished_run(self.store, run_id, kind, **record, succeeded=False, message="failed in services.demo",
+                                started_at=started)
+            raise
+        record_finished_run(self.store, run_id, kind, **record, message="made by services.demo",
+                            started_at=started, finished_at=finished)
 
     def run(self) -> int:
         a, out = self.args, self.out

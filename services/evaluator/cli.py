@@ -3,6 +3,9 @@
     python -m services.evaluator --model CHECKPOINT_OR_TEACHER --suites LIST --data-root URI --out URI
     python -m services.evaluator table RESULTS_URI [RESULTS_URI ...] [--out table.md]
 
+Every flag is a field of the job's config model (schemas.jobs.EvalJobConfig), the same one `POST /runs`
+validates; `--config FILE` reads a whole config (e.g. the control plane's runs/<id>/run.json).
+
 Suites (`--suites`, comma- or space-separated; `NAME=URI` points one suite elsewhere than --data-root/NAME):
   imagenet-val, imagenet-v2, imagenet-sketch, stylized-imagenet
         1,000-class ImageFolders (folders named by WordNet id, or 0..999 as ImageNetV2 ships), all 1,000
@@ -42,10 +45,10 @@ import json
 import sys
 from datetime import datetime, timezone
 
-from dad_core import parse_overrides
-from dad_core.metrics import CI_METHODS
-from services.cli_types import key_value
-from services.evaluator.corruptions import CORRUPTIONS, CorruptionConfig, build_corrupted_folder
+from schemas.jobs import EvalJobConfig
+from services.jobs.cli import Flag, job_config_from_args, job_parser, key_value
+from services.jobs.presets import typed_overrides
+from services.evaluator.corruptions import CORRUPTIONS, SEVERITIES, CorruptionConfig, build_corrupted_folder
 from services.evaluator.harness import HarnessConfig, resolve_device
 from services.evaluator.models import ModelError, parse_model
 from services.evaluator.results import (TABLE_NAME, ResultError, list_results, make_result,
@@ -67,51 +70,20 @@ def _redacted(argv: list[str]) -> list[str]:
     return out
 
 
-def _csv(kind):
-    return lambda text: tuple(kind(x) for x in text.split(",") if x.strip())
+GROUPS = {
+    "model": ["model", "name", "arch", "class_names", "pretrained", "templates", "overrides", "image_size",
+              "crop_pct"],
+    "suites and data": ["suites", "data_root", "out", "class_map", "limit", "seed", "ci", "storage_options"],
+    "imagenet-c": ["build_c_from", "c_out", "c_corruptions", "c_severities", "c_image_size", "c_workers"],
+    "execution": ["batch_size", "device", "bf16", "workers", "actor_cpus", "read_threads", "ray_address"],
+}
+FLAGS = {"bf16": Flag("--no-bf16", help="fp32 on CUDA too (default: bf16 autocast on CUDA)"),
+         "build_c_from": Flag(metavar="URI"), "c_out": Flag(metavar="URI")}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m services.evaluator", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    m = p.add_argument_group("model")
-    m.add_argument("--model", required=True, help="checkpoint path/URI, trainer run folder, teacher:PRESET or clip:MODEL")
-    m.add_argument("--name", help="row name in tables (default: from --model)")
-    m.add_argument("--arch", help="timm model name of a student checkpoint")
-    m.add_argument("--class-names", help="student output classes: 'imagenet' or a file (JSON list / one per line)")
-    m.add_argument("--pretrained", help="CLIP weights: open_clip tag or checkpoint path")
-    m.add_argument("--templates", help="zero-shot prompt templates: openai or simple (teacher default)")
-    m.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
-                   help="preset override for teacher:PRESET, e.g. teacher.pretrained=/ckpt/clip.pt (repeatable)")
-    m.add_argument("--image-size", type=int, help="evaluation resolution (default: the model's own)")
-    m.add_argument("--crop-pct", type=float, help="centre-crop fraction (default: timm's for students, 1.0 for CLIP)")
-    d = p.add_argument_group("suites and data")
-    d.add_argument("--suites", nargs="+", required=True, help="suites, see above")
-    d.add_argument("--data-root", help="folder holding <suite name>/ for each named suite")
-    d.add_argument("--out", required=True, help="output folder (any fsspec URL)")
-    d.add_argument("--class-map", help="imagefolder suites: JSON {folder: model class name} / CSV / txt")
-    d.add_argument("--limit", type=int, help="at most N images per folder, a seeded sample (quick runs)")
-    d.add_argument("--seed", type=int, default=0, help="seed of --limit's sample and of built corruptions")
-    d.add_argument("--ci", choices=CI_METHODS, default="wilson", help="95%% interval method (default: wilson)")
-    d.add_argument("--storage-option", action="append", default=[], type=key_value, metavar="KEY=VALUE",
-                   help="fsspec option for remote URLs, e.g. endpoint_url=http://127.0.0.1:9000 (repeatable)")
-    c = p.add_argument_group("imagenet-c")
-    c.add_argument("--build-c-from", metavar="URI", help="build the -C set from this ImageFolder (when the official "
-                   "set is not available); reused if already built with the same settings")
-    c.add_argument("--c-out", metavar="URI", help="where the built -C set goes (default: <out>/imagenet-c-built)")
-    c.add_argument("--c-corruptions", type=_csv(str), default=CORRUPTIONS, help="subset, comma-separated (default: all 15)")
-    c.add_argument("--c-severities", type=_csv(int), default=(1, 2, 3, 4, 5), help="subset of 1..5 (default: all)")
-    c.add_argument("--c-image-size", type=int, default=224, help="size of built corrupted images (default: 224)")
-    c.add_argument("--c-workers", type=int, default=1, help="processes building the -C set (default: 1)")
-    r = p.add_argument_group("execution")
-    r.add_argument("--batch-size", type=int, default=HarnessConfig.batch_size)
-    r.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 (in-process evaluation)")
-    r.add_argument("--no-bf16", action="store_true", help="fp32 on CUDA too (default: bf16 autocast on CUDA)")
-    r.add_argument("--workers", type=int, help="Ray actors (default: one per GPU of the cluster; 0: this process)")
-    r.add_argument("--actor-cpus", type=float, default=1.0, help="CPUs per CPU-only actor (default: 1)")
-    r.add_argument("--read-threads", type=int, default=HarnessConfig.read_threads, help="image reading threads")
-    r.add_argument("--ray-address", help="Ray cluster (default: RAY_ADDRESS if set)")
-    return p
+    return job_parser(EvalJobConfig, prog="python -m services.evaluator", description=__doc__, groups=GROUPS,
+                      flags=FLAGS)
 
 
 def build_table_parser() -> argparse.ArgumentParser:
@@ -119,7 +91,8 @@ def build_table_parser() -> argparse.ArgumentParser:
                                 description="Combine evaluation results into the paper's table layout.")
     p.add_argument("results", nargs="+", help="result JSON files, --out folders or results/ folders (any fsspec URL)")
     p.add_argument("--out", help="write the Markdown here (default: print it)")
-    p.add_argument("--storage-option", action="append", default=[], type=key_value, metavar="KEY=VALUE")
+    p.add_argument("--storage-option", action="append", default=[], type=key_value, metavar="KEY=VALUE",
+                   help="fsspec option for remote URLs (repeatable)")
     return p
 
 
@@ -143,26 +116,32 @@ def _build_c(requests: list[SuiteRequest], c_out: str, args, options: dict) -> N
         raise SuiteError("--build-c-from needs imagenet-c among --suites")
     if c_requests[0].uri != c_out:  # never write into a folder given as a suite (it may be the official set)
         raise SuiteError(f"with --build-c-from, give the built set's location with --c-out, not {c_requests[0].label}=URI")
-    config = CorruptionConfig(args.c_corruptions, args.c_severities, image_size=args.c_image_size, seed=args.seed)
+    config = CorruptionConfig(tuple(args.c_corruptions or CORRUPTIONS), tuple(args.c_severities or SEVERITIES),
+                              image_size=args.c_image_size, seed=args.seed)
     build_corrupted_folder(args.build_c_from, c_requests[0].uri, config, options, workers=args.c_workers,
                            limit=args.limit)
 
 
 def evaluate_main(argv: list[str] | None) -> int:
-    args = build_parser().parse_args(argv)
-    options = dict(args.storage_option)
+    parser = build_parser()
+    try:
+        args = job_config_from_args(EvalJobConfig, parser.parse_args(argv), FLAGS)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    options = dict(args.storage_options)
     fs, out = open_filesystem(args.out, options)
     check_writable(fs, out)
     spec = parse_model(args.model, arch=args.arch, class_names=args.class_names, pretrained=args.pretrained,
-                       templates=args.templates, overrides=parse_overrides(args.overrides), label=args.name,
+                       templates=args.templates, overrides=typed_overrides(args.overrides), label=args.name,
                        image_size=args.image_size, crop_pct=args.crop_pct, storage_options=options)
     c_out = args.c_out or join(args.out.rstrip("/"), "imagenet-c-built")
     requests = parse_suites(args.suites, args.data_root, {"imagenet-c": c_out} if args.build_c_from else None)
     if args.build_c_from:
         _build_c(requests, c_out, args, options)
-    eval_options = EvalOptions(args.class_map, tuple(args.c_corruptions), tuple(args.c_severities), args.limit,
-                               args.seed, args.ci, options)
-    harness = HarnessConfig(batch_size=args.batch_size, device=args.device, bf16=not args.no_bf16,
+    eval_options = EvalOptions(args.class_map, tuple(args.c_corruptions or CORRUPTIONS),
+                               tuple(args.c_severities or SEVERITIES), args.limit, args.seed, args.ci, options)
+    harness = HarnessConfig(batch_size=args.batch_size, device=args.device, bf16=args.bf16,
                             workers=args.workers, actor_cpus=args.actor_cpus, read_threads=args.read_threads,
                             ray_address=args.ray_address)
     started = datetime.now(timezone.utc)

@@ -209,8 +209,10 @@ def _start_actors(spec: ModelSpec, config: HarnessConfig):
         return None
     import ray
 
+    from services.jobs.ray_cluster import connect_ray
+
     if not ray.is_initialized():
-        ray.init(address=address or "local", ignore_reinit_error=True, log_to_driver=False)
+        connect_ray(address, log_to_driver=False)
     gpus = int(ray.cluster_resources().get("GPU", 0))
     n = config.workers if config.workers is not None else gpus
     if n <= 0:

@@ -7,7 +7,7 @@ Layout under `--out`:
     <out>/results.md                     the paper-style table of every evaluation in <out>/results/,
                                          rewritten after each evaluation
 
-A result file holds `model` (what was evaluated), `suites` (per suite: top-1 %, 95% interval, number of
+The format is schemas.results.EvaluationResult. A result file holds `model` (what was evaluated), `suites` (per suite: top-1 %, 95% interval, number of
 images, skipped images with reasons, per-class accuracy; ImageNet-C adds top-1 per corruption and severity,
 CE per corruption and mCE) and `metrics`, the same headline numbers as flat rows
 `{suite, metric, value, lower_is_better, ci95}` ready for the control plane's results table.
@@ -27,8 +27,9 @@ from services.evaluator.models import ModelSpec
 from services.storage import (StorageError, atomic_write_bytes, describe_storage_error, join, open_filesystem,
                               storage_errors, to_uri)
 
-RESULT_FORMAT, RESULT_VERSION = "dad-evaluation", 1
-RESULTS_DIR, TABLE_NAME = "results", "results.md"
+from schemas.results import (  # noqa: F401 - the format, defined once for the evaluator and the control plane
+    RESULT_FORMAT, RESULT_VERSION, RESULTS_DIR, TABLE_NAME, parse_evaluation,
+)
 
 
 class ResultError(ValueError):
@@ -93,13 +94,11 @@ def write_result(out_uri: str, result: Mapping[str, Any], storage_options: Mappi
 
 
 def check_result(data: Any, name: str) -> dict[str, Any]:
-    if not isinstance(data, dict) or data.get("format") != RESULT_FORMAT:
-        raise ResultError(f"{name!r} is not a {RESULT_FORMAT} result file")
-    if data.get("version") != RESULT_VERSION:
-        raise ResultError(f"{name!r} has result version {data.get('version')!r}; this evaluator reads {RESULT_VERSION}")
-    for key in ("id", "name", "created_at", "suites"):
-        if key not in data:
-            raise ResultError(f"{name!r} lacks {key!r}")
+    """`data` if it is a dad-evaluation this code reads (schemas.results.EvaluationResult), else ResultError."""
+    try:
+        parse_evaluation(data, name)
+    except ValueError as e:
+        raise ResultError(str(e)) from None
     return data
 
 

@@ -1,27 +1,30 @@
 """The generator actor: holds one teacher and one discretizer for its lifetime (never shipped per task)."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from services.generator.batches import BatchStats, DecodedBatch, batch_seed
 from services.sample_store.rows import SampleBatch
 
+if TYPE_CHECKING:
+    from dad_core import Preset
+
 
 class DADWorker:
     """Holds one teacher and one discretizer for its lifetime; turns decoded batches into DAD samples."""
 
-    def __init__(self, preset_name: str, overrides: dict[str, Any], class_names: Sequence[str],
-                 torch_threads: int | None = None, device: str | None = None):
+    def __init__(self, preset: "Preset", class_names: Sequence[str], torch_threads: int | None = None,
+                 device: str | None = None):
+        """`preset` is the job's resolved Preset (resolved once on the driver, shipped as an object)."""
         import torch
 
-        from dad_core import create_discretizer, create_teacher, get_preset, module_checksum
+        from dad_core import create_discretizer, create_teacher, module_checksum
 
         if torch_threads:
             torch.set_num_threads(torch_threads)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        preset = get_preset(preset_name, overrides=overrides)
         self.attack = preset.attack
         self.image_size = preset.image_size
         self.teacher = create_teacher(preset.teacher, class_names=list(class_names), device=self.device)

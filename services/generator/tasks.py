@@ -1,6 +1,6 @@
 """The generator's CPU tasks on Ray workers: read (fetch + decode + resize) and write (PNG + Parquet + commit).
 
-Plain functions that `pipeline.py` wraps with `ray.remote`, so each runs in-process exactly as Ray runs it.
+Plain functions that `scheduler.py` wraps with `ray.remote`, so each runs in-process exactly as Ray runs it.
 They import neither torch nor the models: a fresh Ray worker starts them in a fraction of a second.
 """
 from __future__ import annotations

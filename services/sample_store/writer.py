@@ -19,7 +19,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Mapping
+from typing import Mapping
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -29,7 +29,7 @@ from schemas.generation_status import GenerationStatus
 from schemas.manifest import (
     SampleSetManifest, SampleSetPlan, ShardCommit, ShardInfo, Statistics, parse_versioned,
 )
-from services.storage import atomic_write_bytes, check_writable, join, open_filesystem, to_uri
+from services.storage import StoreFolder, to_uri
 
 log = logging.getLogger(__name__)
 
@@ -59,46 +59,26 @@ def parquet_bytes(table: pa.Table) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-class SampleSetStore:
+class SampleSetStore(StoreFolder):
     """The folder of one sample set on any fsspec URL."""
-
-    def __init__(self, set_uri: str, storage_options: Mapping[str, Any] | None = None):
-        self.storage_options = dict(storage_options or {})
-        self.fs, self.path = open_filesystem(set_uri, self.storage_options)
-        self.uri = to_uri(self.fs, self.path)
 
     @property
     def manifest_uri(self) -> str:
-        return to_uri(self.fs, join(self.path, ss.MANIFEST_NAME))
-
-    def _read(self, name: str) -> bytes | None:
-        path = join(self.path, name)
-        try:
-            return self.fs.cat_file(path)
-        except FileNotFoundError:
-            return None
-
-    def check_writable(self) -> None:
-        check_writable(self.fs, self.path)
+        return self.uri_of(ss.MANIFEST_NAME)
 
     # -- resume state ------------------------------------------------------------------------------------
     def read_plan(self) -> SampleSetPlan | None:
-        data = self._read(ss.PLAN_NAME)
+        data = self.read(ss.PLAN_NAME)
         if data is None:
             return None
         return parse_versioned(SampleSetPlan, data, f"{self.uri}/{ss.PLAN_NAME}", "dad-sample-plan")
 
     def write_plan(self, plan: SampleSetPlan) -> None:
-        atomic_write_bytes(self.fs, join(self.path, ss.PLAN_NAME), plan.model_dump_json(indent=2).encode())
+        self.write(ss.PLAN_NAME, plan.model_dump_json(indent=2).encode())
 
     def committed_shards(self) -> dict[int, ShardCommit]:
         """Commit markers by shard index; an unreadable marker counts as not committed (the shard is redone)."""
-        commits_dir = join(self.path, ss.COMMITS_DIR)
-        self.fs.invalidate_cache(commits_dir)
-        try:
-            names = [p for p in self.fs.ls(commits_dir, detail=False) if p.endswith(".json")]
-        except FileNotFoundError:
-            return {}
+        names = [p for p in self.list(ss.COMMITS_DIR) if p.endswith(".json")]
         out = {}
         for path in names:
             try:
@@ -117,7 +97,7 @@ class SampleSetStore:
         data = parquet_bytes(table)
         name = ss.shard_file_name(index, uuid.uuid4().hex[:12])
         rel = f"{ss.SHARDS_DIR}/{name}"
-        atomic_write_bytes(self.fs, join(self.path, rel), data)
+        self.write(rel, data)
         stage_s = {**stage_s, "write": time.perf_counter() - t0}
         commit = ShardCommit(
             set_fingerprint=set_fingerprint, run_id=run_id, teacher_checksum=teacher_checksum,
@@ -125,18 +105,17 @@ class SampleSetStore:
             shard=ShardInfo(index=index, path=rel, num_rows=table.num_rows, num_bytes=len(data),
                             sha256=hashlib.sha256(data).hexdigest(), first_item=first_item, num_items=num_items),
             committed_at=datetime.now(timezone.utc))
-        marker = join(self.path, ss.COMMITS_DIR, ss.commit_marker_name(index))
-        atomic_write_bytes(self.fs, marker, commit.model_dump_json(indent=2).encode())
+        self.write(f"{ss.COMMITS_DIR}/{ss.commit_marker_name(index)}", commit.model_dump_json(indent=2).encode())
         return commit
 
     # -- publishing --------------------------------------------------------------------------------------
     def read_manifest(self) -> SampleSetManifest | None:
-        data = self._read(ss.MANIFEST_NAME)
+        data = self.read(ss.MANIFEST_NAME)
         return None if data is None else SampleSetManifest.from_json(data, self.manifest_uri)
 
     def publish(self, manifest: SampleSetManifest) -> str:
         """Write the manifest (the set becomes visible to readers) and return its URI."""
-        atomic_write_bytes(self.fs, join(self.path, ss.MANIFEST_NAME), manifest.to_json().encode())
+        self.write(ss.MANIFEST_NAME, manifest.to_json().encode())
         return self.manifest_uri
 
     def remove_unreferenced(self, manifest: SampleSetManifest) -> Cleanup:
@@ -153,7 +132,7 @@ class SampleSetStore:
             return bool(_OWN_MARKER_TEMP.fullmatch(name)) or (marker is not None and int(marker[1]) not in listed)
 
         for folder in (ss.SHARDS_DIR, ss.COMMITS_DIR):
-            path = join(self.path, folder)
+            path = self.path_of(folder)
             self.fs.invalidate_cache(path)
             try:
                 entries = self.fs.ls(path, detail=True)
@@ -170,8 +149,8 @@ class SampleSetStore:
         return cleanup
 
     def write_status(self, status: GenerationStatus) -> None:
-        atomic_write_bytes(self.fs, join(self.path, ss.STATUS_NAME), status.model_dump_json(indent=2).encode())
+        self.write(ss.STATUS_NAME, status.model_dump_json(indent=2).encode())
 
     def read_status(self) -> GenerationStatus | None:
-        data = self._read(ss.STATUS_NAME)
+        data = self.read(ss.STATUS_NAME)
         return None if data is None else GenerationStatus.model_validate_json(data)

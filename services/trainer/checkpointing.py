@@ -20,7 +20,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from services.storage import StorageError, atomic_write_bytes, join, open_filesystem, to_uri
+from services.storage import StorageError, StoreFolder
 
 CHECKPOINT_FORMAT = "dad-train-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -52,25 +52,12 @@ def restore_rng(state: Mapping[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-class RunStore:
+class RunStore(StoreFolder):
     """The `--out` folder of one training run."""
-
-    def __init__(self, uri: str, storage_options: Mapping[str, Any] | None = None):
-        self.fs, self.path = open_filesystem(uri, storage_options)
-        self.uri = to_uri(self.fs, self.path)
-
-    def _read(self, name: str) -> bytes | None:
-        try:
-            return self.fs.cat_file(join(self.path, name))
-        except FileNotFoundError:
-            return None
-
-    def _write(self, name: str, data: bytes) -> None:
-        atomic_write_bytes(self.fs, join(self.path, name), data)
 
     # -- config -----------------------------------------------------------------------------------------
     def read_config(self) -> dict[str, Any] | None:
-        data = self._read(CONFIG_NAME)
+        data = self.read(CONFIG_NAME)
         if data is None:
             return None
         try:
@@ -80,12 +67,12 @@ class RunStore:
 
     def write_config(self, config: Mapping[str, Any]) -> None:
         public = {k: v for k, v in config.items() if k != "storage_options"}  # may hold credentials
-        self._write(CONFIG_NAME, json.dumps(public, indent=2, sort_keys=True).encode())
+        self.write(CONFIG_NAME, json.dumps(public, indent=2, sort_keys=True).encode())
 
     # -- checkpoints ------------------------------------------------------------------------------------
     def latest(self) -> dict[str, Any] | None:
         """{"epoch": epochs done, "path": ..., "global_step": ...} of the last complete checkpoint, or None."""
-        data = self._read(LATEST_NAME)
+        data = self.read(LATEST_NAME)
         if data is None:
             return None
         try:
@@ -100,21 +87,19 @@ class RunStore:
         torch.save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, **state,
                     "epoch": epoch, "global_step": global_step}, buf)
         name = f"checkpoints/epoch-{epoch:04d}.pt"
-        self._write(name, buf.getvalue())
-        self._write(LATEST_NAME, json.dumps({"epoch": epoch, "path": name, "global_step": global_step}).encode())
+        self.write(name, buf.getvalue())
+        self.write(LATEST_NAME, json.dumps({"epoch": epoch, "path": name, "global_step": global_step}).encode())
         self._prune(keep_from=epoch - KEEP_CHECKPOINTS + 1)
         return f"{self.uri}/{name}"
 
     def _prune(self, keep_from: int) -> None:
-        folder = join(self.path, "checkpoints")
-        self.fs.invalidate_cache(folder)
-        for path in self.fs.ls(folder, detail=False):
+        for path in self.list("checkpoints"):
             stem = path.rstrip("/").rsplit("/", 1)[-1]
             if stem.startswith("epoch-") and stem.endswith(".pt") and int(stem[6:-3]) < keep_from:
                 self.fs.rm_file(path)
 
     def load(self, meta: Mapping[str, Any]) -> dict[str, Any]:
-        data = self._read(meta["path"])
+        data = self.read(meta["path"])
         if data is None:
             raise StorageError(f"{self.uri}/{LATEST_NAME} names {meta['path']!r}, which is missing")
         state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
@@ -124,7 +109,7 @@ class RunStore:
 
     # -- export -----------------------------------------------------------------------------------------
     def has_model(self) -> bool:
-        return self.fs.exists(join(self.path, MODEL_NAME))
+        return self.exists(MODEL_NAME)
 
     def export(self, model: torch.nn.Module, info: Mapping[str, Any]) -> str:
         """model.pth as a plain float state_dict (what timm's `checkpoint_path` loads) and model.json."""
@@ -132,6 +117,6 @@ class RunStore:
                  for k, v in model.state_dict().items()}
         buf = io.BytesIO()
         torch.save(state, buf)
-        self._write(MODEL_NAME, buf.getvalue())
-        self._write(MODEL_INFO_NAME, json.dumps(dict(info), indent=2).encode())
+        self.write(MODEL_NAME, buf.getvalue())
+        self.write(MODEL_INFO_NAME, json.dumps(dict(info), indent=2).encode())
         return f"{self.uri}/{MODEL_NAME}"

@@ -227,12 +227,13 @@ class TrainingData:
     num_unpaired: int = 0
 
 
-def build_datasets(cfg: TrainConfig) -> TrainingData:
-    """The train and validation datasets for `cfg` (the same on every rank; the sampler shards them)."""
+def build_datasets(cfg: TrainConfig, image_size: int | None = None) -> TrainingData:
+    """The train and validation datasets for `cfg` (the same on every rank; the sampler shards them).
+    `image_size` (the resolved preset's) applies to images read from the source; a sample set has its own."""
     train_tf, val_tf = build_transform(cfg, train=True), build_transform(cfg, train=False)
     fraction = 0.0 if cfg.val else cfg.val_fraction
     data = (_from_sample_set(cfg, train_tf, val_tf, fraction) if cfg.samples
-            else _from_source(cfg, train_tf, val_tf, fraction))
+            else _from_source(cfg, train_tf, val_tf, fraction, image_size or cfg.resolve_preset().image_size))
     if cfg.val:
         listing = list_source(cfg.val, "auto", cfg.class_map, cfg.storage_options)
         data.val = SourceDataset(ReadSpec.for_listing(listing, data.image_size, storage_options=cfg.storage_options),
@@ -258,8 +259,8 @@ def _from_sample_set(cfg: TrainConfig, train_tf: Transform, val_tf: Transform, f
     return TrainingData(train, val, list(config.class_names), config.image_size, int((pairs[~held, 1] < 0).sum()))
 
 
-def _from_source(cfg: TrainConfig, train_tf: Transform, val_tf: Transform, fraction: float) -> TrainingData:
-    image_size = cfg.resolve_preset().image_size
+def _from_source(cfg: TrainConfig, train_tf: Transform, val_tf: Transform, fraction: float,
+                 image_size: int) -> TrainingData:
     listing = list_source(cfg.source, cfg.source_format, cfg.class_map, cfg.storage_options)
     spec = ReadSpec.for_listing(listing, image_size, storage_options=cfg.storage_options)
     held = holdout_mask([i.source_id for i in listing.items], fraction)

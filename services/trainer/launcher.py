@@ -12,7 +12,9 @@ from typing import Any
 
 import torch
 
-from services.generator.cli import connect_ray  # one way to join or start Ray for every service
+from dad_core import Preset
+from services.jobs.ray_cluster import connect_ray  # one way to join or start Ray for every job
+from services.storage import absolute_uri
 from services.trainer.checkpointing import RunStore
 from services.trainer.config import TrainConfig
 from services.trainer.loop import WorkerContext, train_worker
@@ -27,16 +29,18 @@ class TrainingFailed(RuntimeError):
 
 
 def ray_train_loop(config: dict[str, Any]) -> None:
-    """What each Ray Train worker runs (torch.distributed is already initialised by TorchTrainer)."""
+    """What each Ray Train worker runs (torch.distributed is already initialised by TorchTrainer).
+
+    `config` holds the run's config as a dict and the job's resolved `Preset` object (never rebuilt here)."""
     import ray.train
     import ray.train.torch
 
-    cfg = TrainConfig.from_dict(config)
+    cfg, preset = TrainConfig.from_dict(config["config"]), config["preset"]
     torch.set_num_threads(max(1, int(cfg.cpus_per_worker)))  # fractional CPUs must not spawn N threads each
     context = ray.train.get_context()
     ctx = WorkerContext(rank=context.get_world_rank(), world_size=context.get_world_size(),
                         device=ray.train.torch.get_device(), in_ray_worker=True)
-    train_worker(cfg, ctx)
+    train_worker(cfg, ctx, preset=preset)
 
 
 def _check_resources(cfg: TrainConfig) -> None:
@@ -52,13 +56,30 @@ def _check_resources(cfg: TrainConfig) -> None:
                               f"cluster has {have.get('CPU', 0):g} (lower --cpus-per-worker, e.g. 0.5)")
 
 
+def resolve(cfg: TrainConfig) -> tuple[TrainConfig, Preset]:
+    """The job's preset, resolved once, and the config completed from it: the preset's student when none is
+    given, relative paths made absolute (the workers run in Ray's own working directory)."""
+    try:
+        preset = cfg.resolve_preset()
+    except (ValueError, TypeError) as e:
+        raise TrainInputError(f"preset {cfg.preset!r}: {e}") from None
+    return absolute_paths(cfg).model_copy(update={"student": cfg.student or preset.student}), preset
+
+
+def absolute_paths(cfg: TrainConfig) -> TrainConfig:
+    """Relative paths made absolute, against this process's directory (Ray Train workers run in another)."""
+    return cfg.model_copy(update={name: absolute_uri(getattr(cfg, name))
+                                  for name in ("source", "out", "samples", "class_map", "val")})
+
+
 def run(cfg: TrainConfig, echo=print) -> list[dict[str, Any]]:
     """Check inputs, then train on Ray; returns the run's metrics records (de-duplicated)."""
     import ray
     from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    plan: Plan = preflight(cfg, echo)
+    cfg, preset = resolve(cfg)
+    plan: Plan = preflight(cfg, preset, echo)
     echo(plan.describe(cfg))
     store = RunStore(cfg.out, cfg.storage_options)
     if plan.resume_epoch >= cfg.epochs and store.has_model():
@@ -71,7 +92,7 @@ def run(cfg: TrainConfig, echo=print) -> list[dict[str, Any]]:
     resources = {"CPU": cfg.cpus_per_worker, **({"GPU": cfg.gpus_per_worker} if cfg.gpus_per_worker else {})}
     trainer = TorchTrainer(
         ray_train_loop,
-        train_loop_config=cfg.to_dict(),
+        train_loop_config={"config": cfg.to_dict(), "preset": preset},
         scaling_config=ScalingConfig(num_workers=cfg.workers, use_gpu=cfg.gpus_per_worker > 0,
                                      resources_per_worker=resources),
         run_config=RunConfig(name=f"dad-train-{cfg.student}-{cfg.objective}".replace("+", "_"),
@@ -105,5 +126,5 @@ def main_run(cfg: TrainConfig) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(final_summary(records))
-    print(f"model: {RunStore(cfg.out, cfg.storage_options).uri}/model.pth")
+    print(f"model: {RunStore(absolute_uri(cfg.out), cfg.storage_options).uri}/model.pth")
     return 0

@@ -14,7 +14,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from dad_core import PixelSpaceClassifier, create_discretizer, create_student, create_teacher
+from dad_core import PixelSpaceClassifier, Preset, create_discretizer, create_student, create_teacher
 from services.trainer.checkpointing import RunStore, capture_rng, restore_rng
 from services.trainer.config import TrainConfig
 from services.trainer.data import TrainingData, build_datasets, train_loader, val_loader
@@ -73,11 +73,13 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def train_worker(cfg: TrainConfig, ctx: WorkerContext = WorkerContext(), data: TrainingData | None = None) -> dict:
-    """Train (or resume) the run described by `cfg`; returns the last epoch's summary."""
+def train_worker(cfg: TrainConfig, ctx: WorkerContext = WorkerContext(), data: TrainingData | None = None,
+                 preset: Preset | None = None) -> dict:
+    """Train (or resume) the run described by `cfg` with the job's resolved `preset`; returns the last epoch's
+    summary."""
     seed_everything(cfg.seed * 1000 + ctx.rank)
-    preset = cfg.resolve_preset()
-    data = data or build_datasets(cfg)
+    preset = preset or cfg.resolve_preset()
+    data = data or build_datasets(cfg, preset.image_size)
     model = create_student(cfg.student, num_classes=len(data.class_names)).to(ctx.device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)

@@ -1,6 +1,7 @@
 """Training metrics as append-only JSON lines next to the checkpoints, and a progress bar in the terminal.
 
-`<out>/metrics.jsonl` holds one JSON object per line, appended as the run goes:
+`<out>/metrics.jsonl` holds one JSON object per line (schemas.results.MetricRecord, with "version": 1), appended
+as the run goes:
 
     {"type": "event", "event": "start"|"resume"|"end", "epoch": 0, "step": 0, "time": ...}
     {"type": "step", "epoch": 0, "step": 10, "lr": ..., "loss": ..., "ce": ..., "kd_clean": ..., "images_per_s": ...}
@@ -17,11 +18,10 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
+from schemas.results import METRICS_NAME, METRICS_VERSION, parse_metrics  # noqa: F401 - the format, re-exported
 from services.storage import atomic_write_bytes, is_local, join, open_filesystem
-
-METRICS_NAME = "metrics.jsonl"
 
 
 class MetricsLog:
@@ -40,7 +40,8 @@ class MetricsLog:
     def log(self, record: Mapping[str, Any], flush: bool = False) -> None:
         if not self.enabled:
             return
-        self._pending.append(json.dumps({**record, "time": round(time.time(), 3)}, allow_nan=True) + "\n")
+        line = {"version": METRICS_VERSION, **record, "time": round(time.time(), 3)}
+        self._pending.append(json.dumps(line, allow_nan=True) + "\n")
         if flush or is_local(self.fs) or time.monotonic() - self._last_flush > self.flush_interval_s:
             self.flush()
 
@@ -86,21 +87,6 @@ class MetricsLog:
             atomic_write_bytes(self.fs, self.path, self._remote_text)
         self._pending.clear()
         self._last_flush = time.monotonic()
-
-
-def parse_metrics(lines: Iterable[str]) -> list[dict[str, Any]]:
-    """Records in order, keeping only the last one per (type, step) and per epoch summary; skips torn lines."""
-    records: dict[tuple, dict[str, Any]] = {}
-    for n, line in enumerate(lines):
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line cut by a kill
-        kind = rec.get("type")
-        key = (kind, rec.get("step")) if kind == "step" else (kind, rec.get("epoch")) if kind == "epoch" else (n,)
-        records.pop(key, None)  # re-insert so the order is that of the latest occurrence
-        records[key] = rec
-    return list(records.values())
 
 
 def read_metrics(out_uri: str, storage_options: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:

@@ -16,7 +16,7 @@ from typing import Callable
 
 import torch
 
-from dad_core import create_student
+from dad_core import Preset, create_student
 from schemas.manifest import SampleSetManifest
 from services.sample_store import load_manifest
 from services.source import SourceListing, list_source
@@ -50,11 +50,11 @@ class Plan:
         return "\n".join(lines + [f"warning: {w}" for w in self.warnings])
 
 
-def preflight(cfg: TrainConfig, echo: Callable[[str], None] | None = None) -> Plan:
-    """Validate every input of `cfg`; raise TrainInputError naming the first problem found. `echo` gets
-    progress lines of the shard verification (default: stderr)."""
+def preflight(cfg: TrainConfig, preset: Preset | None = None, echo: Callable[[str], None] | None = None) -> Plan:
+    """Validate every input of `cfg` (whose preset the job resolved once: `preset`); raise TrainInputError
+    naming the first problem found. `echo` gets progress lines of the shard verification (default: stderr)."""
     try:
-        return _preflight(cfg, echo or _stderr)
+        return _preflight(cfg, preset or cfg.resolve_preset(), echo or _stderr)
     except TrainInputError:
         raise
     except (ValueError, StorageError, FileNotFoundError) as e:
@@ -65,8 +65,7 @@ def _stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def _preflight(cfg: TrainConfig, echo: Callable[[str], None]) -> Plan:
-    preset = cfg.resolve_preset()  # unknown preset / bad override
+def _preflight(cfg: TrainConfig, preset: Preset, echo: Callable[[str], None]) -> Plan:
     source = list_source(cfg.source, cfg.source_format, cfg.class_map, cfg.storage_options)
     with torch.device("meta"):  # checks the name without allocating weights
         create_student(cfg.student, num_classes=len(source.class_names))

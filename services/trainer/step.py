@@ -16,7 +16,7 @@ from torch import nn
 
 from dad_core import DistillConfig, PixelSpaceClassifier
 from dad_core.dat import DATConfig, dat_adversarial
-from dad_core.losses import ObjectiveInputs, compute_objective, objective_needs
+from dad_core.objectives import ObjectiveInputs, compute_objective, objective_needs
 
 Tensor = torch.Tensor
 

@@ -1,6 +1,7 @@
 """`python -m services.vq_trainer`: fit a VQ model (taming's VQModel) to be the DAD discretizer.
 
-Writes to --out: `vq.ckpt` ({"state_dict": ...}, loads with `--set discretizer.checkpoint=...`), the taming
+Flags are the fields of schemas.jobs.FitQJobConfig; `--config FILE.json` reads a whole config (a value
+that is not a .json file names the taming config, as --vq-config does). Writes to --out: `vq.ckpt` ({"state_dict": ...}, loads with `--set discretizer.checkpoint=...`), the taming
 `config.yaml`, `metrics.jsonl` (one line per epoch) and `report.json` (reconstruction PSNR per --eval set).
 """
 from __future__ import annotations
@@ -19,31 +20,27 @@ from tqdm import tqdm
 from dad_core import DiscretizerConfig, create_discretizer
 from dad_core.discretizers.training import psnr, trainable, vq_training_loss
 from dad_core.discretizers.vqgan import load_taming_config
+from schemas.jobs import FitQJobConfig
+from services.jobs.cli import Flag, job_config_from_args, job_parser
 from services.storage import atomic_write_bytes, check_writable, join, open_filesystem
 from services.vq_trainer.data import load_images
 
 
+GROUPS = {"data": ["source", "out", "eval", "limit", "storage_options"],
+          "model and recipe": ["vq_config", "image_size", "epochs", "batch_size", "lr", "codebook_init", "seed", "threads"]}
+FLAGS = {"eval": Flag(metavar="NAME=URI")}
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m services.vq_trainer", description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--source", required=True, help="ImageFolder or Parquet image source to fit (any fsspec URL)")
-    p.add_argument("--out", required=True, help="output folder (any fsspec URL)")
-    p.add_argument("--config", default="tiny-vq",
-                   help="bundled taming config name (tiny-vq, vq-f8, ...) or a taming YAML path (default: tiny-vq)")
-    p.add_argument("--image-size", type=int, default=64, help="training resolution, a multiple of the VQ factor")
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (cosine decay to 0)")
-    p.add_argument("--eval", action="append", default=[], metavar="NAME=URI",
-                   help="held-out source to report PSNR on; repeatable (e.g. --eval photo=/data/photo_val)")
-    p.add_argument("--limit", type=int, default=None, help="use at most this many training images")
-    p.add_argument("--codebook-init", choices=["random", "data"], default="random",
-                   help="codebook start: taming's uniform init, or encoder outputs of training images (avoids the "
-                        "collapse to a few codes that short fits on small data suffer) (default: random)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    return p
+    return job_parser(FitQJobConfig, prog="python -m services.vq_trainer", description=__doc__, groups=GROUPS,
+                      flags=FLAGS)
+
+
+def config_from_args(args: argparse.Namespace) -> FitQJobConfig:
+    # Before job configs, --config named the taming config; a value that is not a JSON file still does.
+    if args.config and not args.config.endswith(".json"):
+        args.vq_config, args.config = args.config, None
+    return job_config_from_args(FitQJobConfig, args, FLAGS)
 
 
 @torch.no_grad()
@@ -65,17 +62,20 @@ def mean_psnr(q, images: torch.Tensor, batch_size: int = 64) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    try:
+        args = config_from_args(parser.parse_args(argv))
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     if args.threads:
         torch.set_num_threads(args.threads)
-    evals = dict(item.split("=", 1) for item in args.eval if "=" in item)
-    if len(evals) != len(args.eval):
-        raise SystemExit("--eval expects NAME=URI")
-    fs, out = open_filesystem(args.out)
+    evals = args.eval
+    fs, out = open_filesystem(args.out, args.storage_options)
     check_writable(fs, out)
     torch.manual_seed(args.seed)
-    params = load_taming_config(args.config)
-    q = trainable(create_discretizer(DiscretizerConfig(config=args.config, init_seed=args.seed)))
+    params = load_taming_config(args.vq_config)
+    q = trainable(create_discretizer(DiscretizerConfig(config=args.vq_config, init_seed=args.seed)))
     if args.image_size % q.downsample_factor:
         raise SystemExit(f"--image-size must be a multiple of {q.downsample_factor} for this VQ config")
 
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         lines.append({"epoch": epoch + 1, **totals, "elapsed_s": time.time() - t0})
         print(f"epoch {epoch + 1}/{args.epochs}: loss {totals['loss']:.4f}, {lines[-1]['elapsed_s']:.1f} s", flush=True)
 
-    report = {"source": args.source, "config": args.config, "image_size": args.image_size, "epochs": args.epochs,
+    report = {"source": args.source, "config": args.vq_config, "image_size": args.image_size, "epochs": args.epochs,
               "train_images": len(images), "skipped": dict(skipped), "train_seconds": time.time() - t0,
               "psnr_db": {"train": mean_psnr(q, images)}}
     for name, uri in evals.items():

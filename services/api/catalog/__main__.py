@@ -14,7 +14,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from services.cli_types import key_value
+from services.jobs.cli import key_value
 
 
 

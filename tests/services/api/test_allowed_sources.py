@@ -16,6 +16,11 @@ from services.api.source_policy import is_allowed
     ("eval", {"model": "/data/m", "suites": ["imagenet-r"], "data_root": "s3://other/eval"}, ["data_root"]),
     ("eval", {"model": "/data/m", "suites": ["imagenet-a", "x=imagefolder:s3://other/pacs"]}, ["suites", "1"]),
     ("eval", {"model": "/data/m", "suites": ["imagenet-c=/home/someone/c"]}, ["suites", "0"]),
+    # fields the evaluate settings expose since they are the job's own (schemas.jobs.EvalSettings)
+    ("eval", {"model": "/data/m", "suites": ["imagenet-r"], "data_root": "/data/e", "class_names": "/etc/names.txt"},
+     ["class_names"]),
+    ("eval", {"model": "clip:ViT-B-32", "suites": ["imagenet-r"], "data_root": "/data/e", "pretrained": "/root/w.pt"},
+     ["pretrained"]),
 ])
 def test_inputs_outside_the_allowed_prefixes_are_refused(make_client, store, auth, launcher, kind, config, field):
     client = make_client(store, allowed_sources=["s3://datasets/imagenet", "/data"])
@@ -31,7 +36,9 @@ def test_inputs_under_allowed_prefixes_and_the_store_are_accepted(make_client, s
     bodies = [("generate", {"source": "s3://datasets/imagenet/train"}),
               ("generate", {"source": "/data/pacs/photo", "set_name": "other", "class_map": "/data/classes.json"}),
               ("eval", {"model": f"{store}/runs/x/model.pth", "suites": ["imagefolder:/data/pacs/sketch"]}),
-              ("eval", {"model": "teacher:tiny", "suites": ["imagenet-r"], "data_root": "/data/eval"})]
+              ("eval", {"model": "teacher:tiny", "suites": ["imagenet-r"], "data_root": "/data/eval"}),
+              ("eval", {"model": "clip:ViT-B-32", "suites": ["imagenet-r"], "data_root": "/data/eval",
+                        "pretrained": "openai", "class_names": "imagenet"})]
     for i, (kind, config) in enumerate(bodies):
         r = client.post("/runs", json={"id": f"ok-{i}", "kind": kind, "config": config}, headers=auth)
         assert r.status_code == 201, r.text

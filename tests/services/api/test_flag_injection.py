@@ -37,8 +37,14 @@ def _variants(kind: str, value: str):
 
 
 def _parsed(kind: str, entrypoint: str) -> dict:
+    """The job's config as the job builds it from its argv (which names the run record, `--config`)."""
+    from schemas.jobs import JOB_CONFIGS
+    from services.jobs.cli import job_config_from_args
+
     argv = shlex.split(entrypoint)
-    return vars(_parser(kind).parse_args(argv[3:]))
+    module = {"generate": "generator", "train": "trainer", "eval": "evaluator"}[kind]
+    flags = __import__(f"services.{module}.cli", fromlist=["FLAGS"]).FLAGS
+    return job_config_from_args(JOB_CONFIGS[kind], _parser(kind).parse_args(argv[3:]), flags).model_dump()
 
 
 @pytest.mark.parametrize("kind", ["generate", "train", "eval"])

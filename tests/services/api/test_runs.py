@@ -33,8 +33,15 @@ def test_post_run_submits_one_ray_job_and_a_retry_returns_it(client, auth, launc
     assert again.status_code == 200 and again.json()["id"] == "gen-1"
     assert list(launcher.jobs) == ["gen-1"] and launcher.submit_calls == 1
     argv = shlex.split(launcher.jobs["gen-1"]["entrypoint"])
-    assert argv[1:3] == ["-m", "services.generator"]
-    assert "--source=/data/imagefolder" in argv and "--name=gen-1" in argv and "--set=attack.steps=2" in argv
+    assert argv[1:3] == ["-m", "services.generator"] and argv[3].startswith("--config=")
+    assert argv[3].endswith("/runs/gen-1/run.json")
+    job = _job_config(client, "gen-1")  # what the job reads with --config
+    assert (job["source"], job["name"], job["overrides"]) == ("/data/imagefolder", "gen-1", {"attack.steps": 2})
+
+
+def _job_config(client, run_id: str) -> dict:
+    store = client.app.state.store
+    return json.loads(store.fs.cat_file(store.run_path(run_id) + "/run.json"))["job"]
 
 
 def test_a_retry_after_the_catalog_lost_the_row_converges_on_the_same_job(client, auth, launcher):
@@ -72,7 +79,22 @@ def test_the_same_id_with_another_config_is_a_conflict(client, auth, launcher):
     ({"id": "x", "kind": "deploy", "config": {}}, ["body"], "generate"),
     ({"id": "x", "kind": "train", "config": {"source": "/d", "sample_set": "missing"}}, ["body", "train", "config", "sample_set"], "missing"),
     ({"id": "x", "kind": "train", "config": {"source": "/d", "objective": "magic"}}, ["body", "train", "config", "objective"], "magic"),
-    ({"id": "x", "kind": "eval", "config": {"suites": ["imagenet-r"]}}, ["body", "eval", "config", "model_run"], "exactly one"),
+    ({"id": "x", "kind": "eval", "config": {"suites": ["imagenet-r"]}}, ["body", "eval", "config"], "exactly one"),
+    # The job's own rules, checked before anything is submitted (the job used to exit 2 after a 201):
+    ({"id": "x", "kind": "train", "config": {"source": "/d", "objective": "dad"}},
+     ["body", "train", "config", "sample_set"], "adversarial samples"),
+    ({"id": "x", "kind": "train", "config": {"source": "/d", "objective": "kd", "teacher_logits": "stored"}},
+     ["body", "train", "config", "sample_set"], "stored logits"),
+    ({"id": "x", "kind": "train", "config": {"source": "/d", "objective": "kd", "sample_set": "synthetic",
+                                              "hflip": True}}, ["body", "train", "config", "hflip"], "online"),
+    ({"id": "x", "kind": "train", "config": {"source": "/d", "objective": "dat", "mixup": 0.2}},
+     ["body", "train", "config", "mixup"], "hard labels"),
+    ({"id": "x", "kind": "generate", "config": {"source": "/d", "overrides": {"attack.step_size": "1e-05"}}},
+     ["body", "generate", "config", "overrides"], "attack.step_size: expected float"),
+    ({"id": "x", "kind": "generate", "config": {"source": "/d", "overrides": {"attack.seed": "0"}}},
+     ["body", "generate", "config", "overrides"], "attack.seed"),
+    ({"id": "x", "kind": "generate", "config": {"source": "/d", "overrides": {"attack.epsilon": None}}},
+     ["body", "generate", "config", "overrides"], "epsilon"),
     ({"id": "x", "kind": "eval", "config": {"model": "/m", "suites": ["imagefolder:/a,/b"]}}, ["body", "eval", "config", "suites"], "comma"),
 ])
 def test_invalid_config_is_422_naming_the_field(client, auth, launcher, body, loc, words):
@@ -81,6 +103,19 @@ def test_invalid_config_is_422_naming_the_field(client, auth, launcher, body, lo
     errors = r.json()["detail"]
     assert any(e["loc"][:len(loc)] == loc and words.lower() in json.dumps(e).lower() for e in errors), errors
     assert launcher.jobs == {} and client.get("/runs").json()["count"] == 0
+
+
+def test_a_float_override_reaches_the_job_as_a_float(client, auth, launcher):
+    """Measured before: {"attack.step_size": 1e-05} answered 201, reached the job as the text `1e-05`, which
+    YAML read back as a string, and the job exited 2. Now the value travels as JSON in the job's config."""
+    body = {"id": "gen-f", "kind": "generate", "config": {"source": "/d", "overrides": {"attack.step_size": 1e-05}}}
+    assert client.post("/runs", json=body, headers=auth).status_code == 201
+    from services.generator.cli import build_parser, config_from_args
+    from services.jobs.presets import resolve_preset
+
+    argv = shlex.split(launcher.jobs["gen-f"]["entrypoint"])
+    config = config_from_args(build_parser().parse_args(argv[3:]))
+    assert resolve_preset(config.preset, config.overrides).attack.step_size == 1e-05
 
 
 def test_unknown_ids_are_404(client, auth):
@@ -141,9 +176,8 @@ def test_list_filter_paginate_detail_and_stop(client, auth, launcher):
     assert stopped.status_code == 200 and stopped.json()["status"] == "STOPPED"
     assert json.loads((client.app.state.store.fs.cat_file(
         client.app.state.store.run_path("gen-0") + "/status.json")))["status"] == "STOPPED"
-    args = dict(a.split("=", 1) for a in shlex.split(launcher.jobs["train-1"]["entrypoint"]) if "=" in a)
-    assert args["--samples"].endswith("/sample-sets/synthetic/manifest.json")
-    assert args["--out"].endswith("/runs/train-1")
+    job = _job_config(client, "train-1")
+    assert job["samples"].endswith("/sample-sets/synthetic/manifest.json") and job["out"].endswith("/runs/train-1")
 
 
 def test_two_runs_cannot_generate_the_same_set_at_once(client, auth):

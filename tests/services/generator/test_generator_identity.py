@@ -16,7 +16,7 @@ def test_a_checkpoint_changed_in_place_makes_a_new_set_and_a_fixed_name_refuses_
     ckpt = tmp_path / "q.ckpt"
     torch.save(create_discretizer(DiscretizerConfig(config="tiny-vq")).vqmodel.state_dict(), ckpt)
     base = dict(source=str(tiny_image_folder), out=str(tmp_path / "store"), shard_size=6, batch_size=6, limit=6,
-                overrides=(f"discretizer.checkpoint={ckpt}",), cpus_per_actor=0.5, progress_bar=False)
+                overrides={"discretizer.checkpoint": str(ckpt)}, cpus_per_actor=0.5, progress_bar=False)
     digest = file_sha256(str(ckpt))
     done = run_generation(GeneratorConfig(**base, name="fixed"))
     assert done.manifest.config.discretizer.weights_sha256 == digest
@@ -46,6 +46,6 @@ def test_shards_follow_a_seeded_permutation_not_the_class_sorted_listing(tiny_im
     first_shard = job.listing.items[:4]
     assert len({i.label for i in first_shard}) > 1  # sorted, the first shard would hold class 0 only
     other_seed = prepare_job(GeneratorConfig(source=str(tiny_image_folder), out=str(tmp_path),
-                                             overrides=("attack.seed=1",)))
+                                             overrides={"attack.seed": 1}))
     assert [i.source_id for i in other_seed.listing.items] != ids
     assert other_seed.listing.fingerprint() == job.listing.fingerprint()  # the source is the same source

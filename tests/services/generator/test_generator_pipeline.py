@@ -83,7 +83,7 @@ def test_rerunning_a_finished_set_changes_nothing(tiny_sample_set):
 
 def test_killed_actor_loses_no_sample(ray_local, tiny_image_folder, tmp_path):
     config = GeneratorConfig(source=str(tiny_image_folder), out=str(tmp_path), shard_size=3, batch_size=2,
-                             overrides=("attack.steps=10",),  # slow enough that the kill lands mid-run
+                             overrides={"attack.steps": 10},  # slow enough that the kill lands mid-run
                              cpus_per_actor=0.5, progress_bar=False, status_interval_s=0.2)
     killed = []
 
@@ -141,7 +141,7 @@ def test_source_without_a_readable_image_fails_at_once(ray_local, tmp_path):
 
 def test_resuming_with_a_different_config_is_refused(ray_local, tiny_sample_set):
     config, result, _ = tiny_sample_set
-    other = GeneratorConfig(**{**config.__dict__, "name": result.manifest.name, "overrides": ("attack.steps=2",)})
+    other = GeneratorConfig(**{**config.__dict__, "name": result.manifest.name, "overrides": {"attack.steps": 2}})
     with pytest.raises(GenerationError, match="different sample set"):
         run_generation(other)
 
@@ -150,7 +150,7 @@ def test_an_unfinished_format_v1_set_is_not_resumed_by_v2_code():
     from datetime import datetime, timezone
 
     from schemas.manifest import ModelInfo, SampleSetConfig, SampleSetPlan, SourceFingerprint, Statistics
-    from services.generator.pipeline import _check_same_plan
+    from services.generator.plan import check_same_plan
 
     model = ModelInfo(kind="k", name="n", weights=None, checksum="c" * 64)
     plan = SampleSetPlan(name="s", num_shards=1, listing=Statistics(), started_at=datetime.now(timezone.utc),
@@ -159,6 +159,6 @@ def test_an_unfinished_format_v1_set_is_not_resumed_by_v2_code():
                                                 batch_size=3, class_ids=["a"], class_names=["a"]),
                          source=SourceFingerprint(uri="/s", format="imagefolder", num_items=3, num_classes=1,
                                                   sha256="0" * 64))
-    _check_same_plan(plan, plan, "file:///s")
+    check_same_plan(plan, plan, "file:///s")
     with pytest.raises(GenerationError, match="different store format version"):
-        _check_same_plan(plan.model_copy(update={"format_version": 1}), plan, "file:///s")
+        check_same_plan(plan.model_copy(update={"format_version": 1}), plan, "file:///s")

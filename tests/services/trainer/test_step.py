@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from dad_core import PixelSpaceClassifier, create_discretizer, create_student, create_teacher
-from dad_core.losses import list_objectives
+from dad_core.objectives import list_objectives
 from services.trainer.data import build_datasets, collate_examples
 from services.trainer.step import StepModels, StepSettings, compute_losses
 
@@ -69,7 +69,7 @@ def test_stored_logits_match_the_teacher_on_the_stored_pixels(train_config):
 
 
 def test_bf16_and_channels_last_train(train_config):
-    cfg = train_config(precision="bf16", channels_last=True)
+    cfg = train_config(bf16=True, channels_last=True)
     data, batch = one_batch(cfg)
     models = models_for(cfg, data)
     models.student.to(memory_format=torch.channels_last)

@@ -1,0 +1,63 @@
+"""The generate job (`python -m services.generator`): make a sample set (clean + Q(x') rows) in a store.
+
+`GenerateSettings` is what a caller chooses (the API's run config adds only the set's id); `GenerateJobConfig`
+adds where the job reads and writes, which the control plane fixes from the run id.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, ValidationInfo, field_validator
+
+from schemas.fields import Cpus, Gpus, Id, NonNegativeInt, Overrides, PositiveInt, StorageOptions, Uri
+from schemas.jobs.base import JobModel, PresetName, check_overrides, overrides_field, preset_field
+
+MAX_PIXELS = 178_956_970  # PIL's decompression-bomb limit: larger images are skipped as too_large
+LARGE_PIXELS = 89_478_485  # PIL's bomb-warning threshold: larger images are decoded and counted as large
+
+SourceFormat = Literal["auto", "imagefolder", "parquet"]
+
+
+class GenerateSettings(JobModel):
+    source: Uri = Field(description="ImageFolder tree (<class>/<image>) or Parquet image dataset; path or s3:// URL")
+    preset: PresetName = preset_field("tiny")
+    overrides: Overrides = overrides_field()
+    class_map: Uri | None = Field(None, description="class names: JSON {id: name} or [names], CSV id,name, or txt "
+                                                    "(default: ImageNet wnids -> CLIP class names, else folder names)")
+    source_format: SourceFormat = Field("auto", description="how to read the source")
+    limit: PositiveInt | None = Field(None, description="use only the first N images of the sorted listing")
+    shard_size: PositiveInt = Field(256, description="images per shard, the unit of commit and resume")
+    batch_size: PositiveInt = Field(32, description="images per model batch")
+    num_actors: PositiveInt | None = Field(None, description="generator actors, each holding the models once "
+                                                             "(default: one per GPU, or 1 without GPUs)")
+    gpus_per_actor: Gpus | None = Field(None, description="GPUs each actor reserves, fractions allowed "
+                                                          "(default: 1 when the cluster has GPUs, else 0: CPU)")
+    cpus_per_actor: Cpus = Field(1.0, description="CPUs each actor reserves; leave some for read/write tasks")
+    torch_threads: PositiveInt | None = Field(None, description="intra-op threads per actor (default: CPUs per actor)")
+    read_cpus: Cpus = Field(0.5, description="CPUs per read/decode task")
+    write_cpus: Cpus = Field(0.5, description="CPUs per write task")
+    prefetch_shards: NonNegativeInt | None = Field(None, description="shards read ahead of the actors (default: "
+                                                                     "grows with the CPUs the actors leave free)")
+    max_attempts: PositiveInt = Field(3, description="tries per batch before the job fails")
+
+    @field_validator("overrides")
+    @classmethod
+    def _overrides_fit_preset(cls, overrides, info: ValidationInfo):
+        return check_overrides(overrides, info)
+
+
+class GenerateJobConfig(GenerateSettings):
+    """One generator job: the settings plus its locations and run-time options."""
+
+    out: Uri = Field("out/samples", description="sample store root (any fsspec URL); the set goes to <out>/<name>/")
+    name: Id | None = Field(None, description="set folder name (default: <preset>-<source folder>-<hash of config "
+                                              "and source>)")
+    storage_options: StorageOptions = Field(default_factory=dict, description="fsspec options for remote URLs, "
+                                                                              "e.g. endpoint_url=http://127.0.0.1:9000")
+    ray_address: str | None = Field(None, description="Ray cluster to join (default: $RAY_ADDRESS, as set by "
+                                                      "`ray job submit`; otherwise a local Ray for this run)")
+    max_pixels: PositiveInt = Field(MAX_PIXELS, description="larger images are skipped as too_large")
+    large_pixels: PositiveInt = Field(LARGE_PIXELS, description="larger images (but within max_pixels) are decoded "
+                                                                "and counted in statistics.large")
+    status_interval_s: float = Field(2.0, gt=0, description="seconds between writes of the live status file")
+    progress_bar: bool = Field(True, description="show a progress bar (the status file is written either way)")
