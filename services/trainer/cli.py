@@ -49,8 +49,9 @@ GROUPS = {
     "reporting": ["log_every", "max_steps_per_epoch", "progress_bar"],
 }
 FLAGS = {"samples": Flag(metavar="MANIFEST_URI"), "val": Flag(metavar="URI"), "mixup": Flag(metavar="ALPHA"),
-         "randaugment": Flag(metavar="TIMM_STRING"), "progress_bar": Flag("--no-progress", help="no progress bar (a bar shows only on a terminal; a line per "
-                                                     "epoch is printed either way)"),
+         "randaugment": Flag(metavar="TIMM_STRING"),
+         "progress_bar": Flag("--no-progress", help="no progress bar (a bar shows only on a terminal; a line per epoch "
+                                                     "is printed either way)"),
          "verify_shards": Flag("--skip-verify", negative=True,
                                help="do not check the sample set's shards against the sha256 sums of its manifest "
                                     "before training (reads every shard once; skip only for a set you know is intact)")}
