@@ -68,9 +68,8 @@ class Demo:
         data = make_dataset(out / "data", per_class=a.per_class, size=32)
         both = merge_domains(data, out / "data" / "photo+sketch")
         vq = out / "vq"
-        self.command("fit Q", [sys.executable, "-m", "services.vq_trainer", "--source", str(data["photo/train"]),
-                               "--out", str(vq), "--config", "tiny-vq", "--image-size", "32",
-                               "--epochs", str(a.vq_epochs), "--batch-size", "8", "--codebook-init", "data",
+        self.command("fit Q", [sys.executable, "-m", "services.vq_trainer",
+                               *fit_q_args(data["photo/train"], vq, a.vq_epochs),
                                "--eval", f"photo={data['photo/test']}", "--eval", f"sketch={data['sketch/test']}"])
         train = {"preset": "tiny", "batch_size": 16, "optimizer": "adamw", "lr": 3e-3, "warmup_epochs": 0,
                  "cpus_per_worker": 0.5, "loader_workers": 0, "log_every": 2}
@@ -108,6 +107,14 @@ class Demo:
         return 0
 
 
+def fit_q_args(source: Path, out: Path, epochs: int) -> list[str]:
+    """services.vq_trainer's arguments for the demo's Q: the small f=2 `demo-vq` config (tiny-vq's f=4 learns
+    only the mean image in a minute), Adam at 5e-3, codes started on the data, one thread (two threads crawl
+    when another process holds a core; alone on 2 idle cores one thread is ~1.5x slower)."""
+    return ["--source", str(source), "--out", str(out), "--vq-config", "demo-vq", "--image-size", "32",
+            "--epochs", str(epochs), "--batch-size", "8", "--lr", "5e-3", "--codebook-init", "data", "--threads", "1"]
+
+
 def _shown(path: Path) -> str:
     """The path as the user typed it when it is below the working directory (out/demo/store)."""
     try:
@@ -123,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--per-class", type=int, default=24, help="synthetic images per class and domain (default: 24)")
     p.add_argument("--epochs", type=int, default=8, help="student epochs (default: 8)")
     p.add_argument("--teacher-epochs", type=int, default=15, help="teacher epochs (default: 15)")
-    p.add_argument("--vq-epochs", type=int, default=6, help="epochs fitting Q (default: 6)")
+    p.add_argument("--vq-epochs", type=int, default=50, help="epochs fitting Q (default: 50, 450 steps)")
     p.add_argument("--teacher-arch", default="test_resnet", help="timm teacher architecture (default: test_resnet)")
     p.add_argument("--objectives", default="ce,dad", help="comma-separated student objectives (default: ce,dad)")
     args = p.parse_args(argv)

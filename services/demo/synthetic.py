@@ -16,6 +16,10 @@ from PIL import Image, ImageDraw
 
 CLASSES = ("circle", "square", "triangle", "cross")
 DOMAINS = ("photo", "sketch")
+# Saturated fills that stand out from the grey backgrounds: a small Q (64 codes) can keep them, so Q(x) shows
+# the shape; the shape's colour says nothing about its class.
+PALETTE = ((220, 40, 40), (40, 170, 60), (40, 80, 220), (240, 200, 30), (200, 50, 200), (30, 190, 200),
+           (240, 120, 20), (30, 30, 30))
 
 
 def _shape(draw: ImageDraw.ImageDraw, name: str, cx: float, cy: float, r: float, fill, outline, width: int):
@@ -35,10 +39,10 @@ def _shape(draw: ImageDraw.ImageDraw, name: str, cx: float, cy: float, r: float,
 def render(name: str, domain: str, rng: np.random.Generator, size: int = 64) -> Image.Image:
     if domain == "photo":
         base = 125 + rng.integers(-25, 25, 3)  # tinted grey: the image's colour lives in the shape and the texture
-        noise = rng.integers(-30, 30, (size // 8, size // 8, 3))
+        noise = rng.integers(-15, 15, (size // 8, size // 8, 3))
         bg = np.clip(base + noise, 0, 255).astype(np.uint8)
         img = Image.fromarray(bg).resize((size, size), Image.BILINEAR)
-        fill, outline, width = tuple(int(v) for v in rng.integers(0, 256, 3)), None, 1
+        fill, outline, width = PALETTE[int(rng.integers(len(PALETTE)))], None, 1
     else:
         img = Image.new("RGB", (size, size), (250, 250, 245))
         fill, outline, width = None, (20, 20, 20), 2

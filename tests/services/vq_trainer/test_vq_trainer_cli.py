@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from dad_core import DiscretizerConfig, create_discretizer
@@ -36,6 +37,20 @@ def test_fitted_vq_checkpoint_loads_as_the_discretizer_and_reproduces_the_report
     assert mean_psnr(q, images) == pytest.approx(report["psnr_db"]["val"], abs=1e-4)
     untrained = create_discretizer(DiscretizerConfig(config="tiny-vq"))
     assert mean_psnr(q, images) > mean_psnr(untrained, images)
+
+
+def test_report_gives_the_training_mean_images_psnr_as_the_baseline(tmp_path):
+    """A Q that learned only the average image scores this; the report puts it beside Q's PSNR per set."""
+    src = _image_folder(tmp_path / "train")
+    val = _image_folder(tmp_path / "val", n=2)
+    assert main(["--source", str(src), "--out", str(tmp_path / "vq"), "--image-size", "32", "--epochs", "1",
+                 "--batch-size", "4", "--eval", f"val={val}"]) == 0
+    report = json.loads((tmp_path / "vq" / "report.json").read_text())
+    assert set(report["mean_image_psnr_db"]) == {"train", "val"}
+    mean_image = load_images(str(src), 32, progress=False)[0].float().mean(0) / 255
+    held_out = load_images(str(val), 32, progress=False)[0].float() / 255
+    expected = (10 * torch.log10(1 / (held_out - mean_image).square().flatten(1).mean(1))).mean().item()
+    assert report["mean_image_psnr_db"]["val"] == pytest.approx(expected, abs=1e-3)
 
 
 def test_bad_image_size_is_rejected_before_training(tmp_path):
