@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from typing import Any, Callable
 
@@ -32,3 +33,12 @@ def pids_mentioning(marker: str) -> list[int]:
         except OSError:
             pass
     return pids
+
+
+def stop(proc: subprocess.Popen, timeout_s: float = 20) -> None:
+    """SIGTERM a process we started, SIGKILL it if it has not exited after `timeout_s`."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()

@@ -179,3 +179,32 @@ def client(make_client, store):
 @pytest.fixture
 def auth() -> dict[str, str]:
     return {"Authorization": f"Bearer {AUTH_TOKEN}"}
+
+
+@pytest.fixture
+def live_server(store, launcher, tmp_path):
+    """A real uvicorn server (in a thread) on a free loopback port, with the fake launcher (no Ray)."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from services.api.app import create_app
+    from services.api.settings import Settings
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings = Settings(store_uri=str(store), database_url=f"sqlite:///{tmp_path}/live.db", auth_token="t" * 20,
+                        ray_address="http://127.0.0.1:9", sync_interval_s=0)
+    app = create_app(settings, launcher=launcher)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield {"url": f"http://127.0.0.1:{port}", "app": app, "headers": {"Authorization": "Bearer " + "t" * 20}}
+    server.should_exit = True
+    thread.join(timeout=10)

@@ -2,42 +2,10 @@
 (fastapi-offline's packaged assets), in headless Chromium with every request to another host refused."""
 from __future__ import annotations
 
-import socket
-import threading
-import time
-from pathlib import Path
 from urllib.parse import urlparse
 
-import pytest
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-@pytest.fixture
-def server_url(store, launcher, tmp_path):
-    """A real uvicorn server (in a thread) with the fake launcher."""
-    import uvicorn
-
-    from services.api.app import create_app
-    from services.api.settings import Settings
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    settings = Settings(store_uri=str(store), database_url=f"sqlite:///{tmp_path}/docs.db", auth_token="t" * 20,
-                        ray_address="http://127.0.0.1:9", sync_interval_s=0)
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, launcher=launcher), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+from browser_helpers import CHROMIUM, CHROMIUM_ARGS, needs_chromium
 
 
 def test_docs_pages_reference_only_local_assets(client):
@@ -48,11 +16,11 @@ def test_docs_pages_reference_only_local_assets(client):
     assert client.get("/static-offline-docs/redoc.standalone.js").status_code == 200
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium: scripts/install-system-deps.sh")
-def test_docs_and_redoc_render_offline_in_chromium(server_url):
+@needs_chromium
+def test_docs_and_redoc_render_offline_in_chromium(live_server):
     from playwright.sync_api import sync_playwright
 
-    url = server_url
+    url = live_server["url"]
     ours = urlparse(url).netloc
     refused: list[str] = []
 

@@ -18,12 +18,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from process_helpers import pids_mentioning, wait_for
+from process_helpers import pids_mentioning, stop, wait_for
 
 REPO = Path(__file__).resolve().parents[3]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+from browser_helpers import CHROMIUM, CHROMIUM_ARGS
 API_TOKEN = "e2e-api-token-" + secrets.token_hex(8)
 RUN_ID = "tiny-gen-1"
 PER_CLASS = 40  # 3 classes x 40 = 120 items: two pages of 100 in the browser
@@ -73,11 +71,7 @@ def api_server(ray_cluster, tmp_path_factory):
         wait_for(lambda: httpx.get(f"{url}/health").status_code == 200, 60, "the API server did not start")
         yield {"url": url, "store": store, "log": log_path}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
         log.close()
 
 

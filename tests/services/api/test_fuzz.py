@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from process_helpers import wait_for
+from process_helpers import stop, wait_for
 
 REPO = Path(__file__).resolve().parents[3]
 FUZZ = Path(__file__).resolve().parent / "fuzz"
@@ -45,11 +45,7 @@ def live_api(tmp_path, sample_set_writer):
         assert warm.status_code == 201, warm.text
         yield {"url": url, "log": tmp_path / "server.log", "dir": tmp_path}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
         log.close()
 
 

@@ -11,42 +11,12 @@ import json
 import os
 import re
 import shutil
-import socket
-import threading
-import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
-import pytest
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-@pytest.fixture
-def live_server(store, launcher, tmp_path):
-    import uvicorn
-
-    from services.api.app import create_app
-    from services.api.settings import Settings
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    settings = Settings(store_uri=str(store), database_url=f"sqlite:///{tmp_path}/ui.db", auth_token="t" * 20,
-                        ray_address="http://127.0.0.1:9", sync_interval_s=0)
-    app = create_app(settings, launcher=launcher)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield {"url": f"http://127.0.0.1:{port}", "app": app, "headers": {"Authorization": "Bearer " + "t" * 20}}
-    server.should_exit = True
-    thread.join(timeout=10)
+from browser_helpers import CHROMIUM, CHROMIUM_ARGS, needs_chromium
 
 
 def _metrics(folder: Path, scale: float = 1.0) -> None:
@@ -70,10 +40,6 @@ def _result(folder: Path, name: str, values: dict) -> None:
     (folder / "results" / f"{name}.json").write_text(json.dumps({
         "format": "dad-evaluation", "version": 1, "id": name, "name": name, "created_at": "2026-11-25T10:00:00+00:00",
         "suites": {s: {} for s in values}, "metrics": metrics}))
-
-
-needs_chromium = pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                                    reason="needs Debian's chromium: scripts/install-system-deps.sh")
 
 
 @contextlib.contextmanager

@@ -18,9 +18,7 @@ from services.demo.__main__ import fit_q_args
 from services.demo.synthetic import CLASSES, DOMAINS, make_dataset, merge_domains, render
 
 REPO = Path(__file__).resolve().parents[3]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+from browser_helpers import CHROMIUM, CHROMIUM_ARGS
 TOKEN = "demo-walk-token-0123456789"
 
 
