@@ -46,7 +46,7 @@ test-all:  ## every test, slow ones included
 system-deps:  ## Debian packages the tests need (chromium); says what to do when not root
 	scripts/install-system-deps.sh
 
-demo:  ## the method on a laptop (CPU, ~3 min): fit Q and a teacher, generate, train ce/dad students, evaluate on an unseen domain, catalog
+demo:  ## the method on a laptop (CPU, ~3-4 min): fit Q and a teacher, generate, train ce/dad students, evaluate on an unseen domain, catalog
 	$(PY) -m services.demo --out out/demo
 
 bench: bench-generator bench-trainer  ## every CPU benchmark
