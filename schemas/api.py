@@ -11,14 +11,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from schemas.fields import (  # noqa: F401 - re-exported: the API's value types are the jobs' ones
     ID_PATTERN, MAX_INT, URI_PATTERN, Id, Uri, is_valid_id,
 )
 from schemas.jobs import EvalSettings, GenerateSettings, TrainSettings
 from schemas.jobs.evaluate import EVAL_SUITE_NAMES, IMAGEFOLDER, SUITE_PATTERN  # noqa: F401 - re-exported
-from schemas.jobs.train import needs_sample_set
+from schemas.jobs.train import require_sample_set
 
 RUN_FORMAT = "dad-run"
 RUN_STATUS_FORMAT = "dad-run-status"
@@ -50,13 +50,7 @@ class TrainRunConfig(TrainSettings):
                                   description="id of a sample set in the catalog; required by every objective "
                                               "that uses Q(x') or stored teacher logits (dad, kd, ...)")
 
-    @field_validator("sample_set")
-    @classmethod
-    def _sample_set_if_needed(cls, sample_set, info: ValidationInfo):
-        needed, why = needs_sample_set(info.data.get("objective"), info.data.get("teacher_logits"))
-        if needed and not sample_set:
-            raise ValueError(f"required: objective {info.data.get('objective')!r} needs {why}")
-        return sample_set
+    _sample_set_if_needed = field_validator("sample_set")(require_sample_set)
 
 
 class EvalRunConfig(EvalSettings):

@@ -65,6 +65,11 @@ OverrideValue = Union[bool, Annotated[int, Field(ge=-2**63, le=2**63 - 1)], Anno
 Overrides = dict[OverrideKey, OverrideValue]
 # fsspec options are strings in every job (`--storage-option KEY=VALUE`); fsspec backends parse them.
 StorageOptions = dict[Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$")], PlainText]
+# The two run-time fields every job has, with their defaults: one definition for all of them.
+JobStorageOptions = Annotated[StorageOptions, Field(default_factory=dict, description="fsspec options for remote "
+                                                    "URLs, e.g. endpoint_url=http://127.0.0.1:9000")]
+RayAddress = Annotated[str | None, Field(None, description="Ray cluster to join (default: $RAY_ADDRESS, as set by "
+                                                          "`ray job submit`; otherwise a local Ray for this run)")]
 PositiveInt = Annotated[int, Field(ge=1, le=MAX_INT)]
 NonNegativeInt = Annotated[int, Field(ge=0, le=MAX_INT)]
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]

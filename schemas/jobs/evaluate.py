@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, StringConstraints, WithJsonSchema, field_validator
 
 from schemas.fields import (
-    LOCATION, URI_PATTERN, Cpus, NonNegativeInt, Overrides, PositiveInt, Seed, StorageOptions, Uri, check_plain,
+    LOCATION, URI_PATTERN, Cpus, NonNegativeInt, Overrides, PositiveInt, JobStorageOptions, RayAddress, Seed, Uri, check_plain,
     check_uri,
 )
 from schemas.jobs.base import JobModel
@@ -85,8 +85,7 @@ class EvalJobConfig(EvalSettings):
     name: Annotated[str, StringConstraints(max_length=256), AfterValidator(check_plain)] | None = Field(
         None, description="row name in tables (default: from model)")
     out: Uri = Field(description="output folder (any fsspec URL): results/<id>.json and results.md")
-    storage_options: StorageOptions = Field(default_factory=dict, description="fsspec options for remote URLs, "
-                                                                              "e.g. endpoint_url=http://127.0.0.1:9000")
+    storage_options: JobStorageOptions
     build_c_from: Uri | None = Field(None, description="build the -C set from this ImageFolder (when the official "
                                                        "set is not available); reused if already built")
     c_out: Uri | None = Field(None, description="where the built -C set goes (default: <out>/imagenet-c-built)")
@@ -102,4 +101,4 @@ class EvalJobConfig(EvalSettings):
                                                              "0: this process)")
     actor_cpus: Cpus = Field(1.0, description="CPUs per CPU-only actor")
     read_threads: PositiveInt = Field(8, description="image reading threads")
-    ray_address: str | None = Field(None, description="Ray cluster (default: RAY_ADDRESS if set)")
+    ray_address: RayAddress

@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
-from schemas.fields import PositiveInt, Seed, StorageOptions, Uri
+from schemas.fields import JobStorageOptions, PositiveInt, Seed, Uri
 from schemas.jobs.base import JobModel
 
 
@@ -26,5 +26,4 @@ class FitQJobConfig(JobModel):
     limit: PositiveInt | None = Field(None, description="use at most this many training images")
     seed: Seed = Field(0, description="seed of the initialisation and the batch order")
     threads: PositiveInt | None = Field(None, description="torch CPU threads (default: torch's choice)")
-    storage_options: StorageOptions = Field(default_factory=dict, description="fsspec options for remote URLs, "
-                                                                              "e.g. endpoint_url=http://127.0.0.1:9000")
+    storage_options: JobStorageOptions

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from schemas.fields import Cpus, Gpus, Id, NonNegativeInt, Overrides, PositiveInt, StorageOptions, Uri
+from schemas.fields import Cpus, Gpus, Id, NonNegativeInt, Overrides, JobStorageOptions, PositiveInt, RayAddress, Uri
 from schemas.jobs.base import JobModel, PresetName, check_overrides, overrides_field, preset_field
 
 MAX_PIXELS = 178_956_970  # PIL's decompression-bomb limit: larger images are skipped as too_large
@@ -52,10 +52,8 @@ class GenerateJobConfig(GenerateSettings):
     out: Uri = Field("out/samples", description="sample store root (any fsspec URL); the set goes to <out>/<name>/")
     name: Id | None = Field(None, description="set folder name (default: <preset>-<source folder>-<hash of config "
                                               "and source>)")
-    storage_options: StorageOptions = Field(default_factory=dict, description="fsspec options for remote URLs, "
-                                                                              "e.g. endpoint_url=http://127.0.0.1:9000")
-    ray_address: str | None = Field(None, description="Ray cluster to join (default: $RAY_ADDRESS, as set by "
-                                                      "`ray job submit`; otherwise a local Ray for this run)")
+    storage_options: JobStorageOptions
+    ray_address: RayAddress
     max_pixels: PositiveInt = Field(MAX_PIXELS, description="larger images are skipped as too_large")
     large_pixels: PositiveInt = Field(LARGE_PIXELS, description="larger images (but within max_pixels) are decoded "
                                                                 "and counted in statistics.large")

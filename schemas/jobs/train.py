@@ -12,7 +12,9 @@ from typing import Annotated, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from schemas.fields import Cpus, Gpus, Name, NonNegativeInt, Overrides, PositiveInt, Seed, StorageOptions, Uri
+from schemas.fields import (
+    Cpus, Gpus, JobStorageOptions, Name, NonNegativeInt, Overrides, PositiveInt, RayAddress, Seed, Uri,
+)
 from schemas.jobs.base import JobModel, PresetName, check_overrides, overrides_field, preset_field, registry_examples
 from schemas.jobs.checks import SAMPLE_SET_INPUTS, STUDENT_ATTACK_INPUTS, TEACHER_INPUTS, installed_checks
 
@@ -29,6 +31,14 @@ def objective_needs(objective: str | None) -> frozenset[str] | None:
         return checks.objective_needs(objective)
     except ValueError:
         return None
+
+
+def require_sample_set(value, info: ValidationInfo):
+    """Validator of a train config's sample-set field (`samples` in the job, `sample_set` in the API)."""
+    needed, why = needs_sample_set(info.data.get("objective"), info.data.get("teacher_logits"))
+    if needed and not value:
+        raise ValueError(f"required: objective {info.data.get('objective')!r} needs {why}")
+    return value
 
 
 def needs_sample_set(objective: str | None, teacher_logits: str | None) -> tuple[bool, str]:
@@ -134,18 +144,10 @@ class TrainJobConfig(TrainSettings):
     samples: Uri | None = Field(None, validate_default=True,
                                 description="sample set from services.generator: its manifest.json or its folder; "
                                             "required by every objective that uses Q(x') or stored teacher logits")
-    storage_options: StorageOptions = Field(default_factory=dict, description="fsspec options for remote URLs, "
-                                                                              "e.g. endpoint_url=http://127.0.0.1:9000")
-    ray_address: str | None = Field(None, description="Ray cluster to join (default: $RAY_ADDRESS, as set by `ray "
-                                                      "job submit`; otherwise a local Ray for this run)")
+    storage_options: JobStorageOptions
+    ray_address: RayAddress
     progress_bar: bool = Field(True, description="show a progress bar")
     verify_shards: bool = Field(True, description="check every shard of the sample set against the sha256 sums "
                                                   "of its manifest before training (reads every shard once)")
 
-    @field_validator("samples")
-    @classmethod
-    def _samples_if_needed(cls, samples, info: ValidationInfo):
-        needed, why = needs_sample_set(info.data.get("objective"), info.data.get("teacher_logits"))
-        if needed and not samples:
-            raise ValueError(f"required: objective {info.data.get('objective')!r} needs {why}")
-        return samples
+    _samples_if_needed = field_validator("samples")(require_sample_set)
