@@ -42,8 +42,10 @@ class StageRunner:
     it made itself (the generator refuses to write into a folder it does not know).
     """
 
-    def __init__(self, records: Path, threads: int = 2, log: Callable[[str], None] = print):
+    def __init__(self, records: Path, threads: int = 2, log: Callable[[str], None] = print,
+                 env: dict[str, str] | None = None):
         self.records, self.threads, self.log = records, threads, log
+        self.env = dict(env or {})  # e.g. RAY_ADDRESS + RAY_AUTH_TOKEN of one Ray every stage joins
         self.results: list[StageResult] = []
 
     def run(self, name: str, parent: Path, config: dict[str, Any],
@@ -62,7 +64,7 @@ class StageRunner:
             self.records.mkdir(parents=True, exist_ok=True)
             record_path.write_text(json.dumps(record, indent=2, default=str))
             self.log(f"\n=== {name} -> {out}\n    {' '.join(cmd[2:])}")
-            env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": str(self.threads)}
+            env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": str(self.threads), **self.env}
             t0 = time.time()
             subprocess.run(cmd, check=True, env=env)  # a failed stage stays unfinished: the next run resumes it
             record.update(seconds=round(time.time() - t0, 1), finished=True)
@@ -73,4 +75,4 @@ class StageRunner:
 
     def timings(self) -> dict[str, dict[str, Any]]:
         """Wall time per stage of this invocation (reused stages carry the time they took when made)."""
-        return {r.name: {"seconds": r.seconds, "reused": r.reused, "folder": r.out.name} for r in self.results}
+        return {r.out.name: {"stage": r.name, "seconds": r.seconds, "reused": r.reused} for r in self.results}
