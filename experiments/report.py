@@ -318,7 +318,30 @@ def write_report(out: Path, *, teacher: Path, vq: Path, samples: Path, grid: lis
     lines += ["", f"This invocation: {total_s / 60:.1f} min ({made / 60:.1f} min in stages it ran).", "",
               "![results](results_bar.png)", "", "![samples](samples_grid.png)", ""]
     (out / "report.md").write_text("\n".join(lines))
+    publish_report(out, samples.name)
     return report
+
+
+REPORT_FILES = ("report.md", "report.json", "results_bar.png", "attack_grid.png", "samples_grid.png")
+
+
+def publish_report(out: Path, set_id: str) -> str:
+    """Copy the report into the store as a run of its own (`pacs-report`), so the control plane shows it: its
+    page links report.md/json and shows the figures; the students' results are in its results table already."""
+    import shutil
+
+    from services.api.store import Store, record_finished_run
+
+    run_id = "pacs-report"
+    folder = out / "store" / "runs" / run_id
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in REPORT_FILES:
+        if (out / name).exists():
+            shutil.copyfile(out / name, folder / name)
+    record_finished_run(Store(str(out / "store")), run_id, "eval", ["python", "-m", "experiments.pacs", "--out", str(out)],
+                        {"experiment": "pacs", "report": True}, sample_set_id=set_id,
+                        message="the PACS experiment's report (report.md, figures)")
+    return run_id
 
 
 def _present(domains: tuple[str, ...], values: dict[str, float]) -> list[str]:

@@ -76,7 +76,8 @@ def test_experiment_runs_every_stage_and_reports(tmp_path):
     subprocess.run([sys.executable, "-m", "services.api.catalog", "rebuild", "--store", str(out / "store"),
                     "--database", f"sqlite:///{tmp_path / 'c.db'}"], check=True)
     db = sqlite3.connect(tmp_path / "c.db")
-    assert db.execute("select count(*) from runs").fetchone()[0] == 1 + 2 + 4  # teacher, students, evaluations
+    assert db.execute("select count(*) from runs").fetchone()[0] == 1 + 2 + 4 + 1  # teacher, students, evals, report
+    assert (out / "store" / "runs" / "pacs-report" / "report.md").read_text() == md
     assert db.execute("select count(*) from results").fetchone()[0] == 3 * 3 + 3  # test x 3 domains, teacher val
 
 
