@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -182,6 +183,8 @@ class Experiment:
         from services.api.local_ray import LocalRay
 
         ray = LocalRay(num_cpus=os.cpu_count())
+        # SIGTERM (kill, a scheduler) unwinds like Ctrl-C, so the private Ray is stopped, not orphaned
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
         ray.start()
         try:
             self.stages.env = {"RAY_ADDRESS": ray.gcs_address, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": ray.token}
