@@ -184,7 +184,7 @@ class Experiment:
 
         ray = LocalRay(num_cpus=os.cpu_count())
         # SIGTERM (kill, a scheduler) unwinds like Ctrl-C, so the private Ray is stopped, not orphaned
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        signal.signal(signal.SIGTERM, _interrupt)
         ray.start()
         try:
             self.stages.env = {"RAY_ADDRESS": ray.gcs_address, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": ray.token}
@@ -242,6 +242,10 @@ class Experiment:
                      domains=domains, timings=self.stages.timings(), total_s=time.time() - t_start, args=vars(a))
         print(f"\nReport: {self.out / 'report.md'}")
         return 0
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def last_val_top1(run: Path) -> float:
