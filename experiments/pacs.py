@@ -41,10 +41,10 @@ GRID = (("l2", 0.1), ("l2", 1.1), ("l2", 11.0), ("linf", 0.001), ("linf", 0.01),
 VARIANTS = {
     "ce": ("ce", ()),
     "kd": ("kd", ()),
-    "dat": ("dat", ()),
     "dad": ("dad", ()),
     "dad-no-attack": ("dad", ("--adversarial-rows", "discretized")),
     "dad-no-filter": ("dad", ("--adversarial-rows", "all")),
+    "dat": ("dat", ()),
 }
 
 
@@ -220,22 +220,22 @@ class Experiment:
               + (f" (photo val top-1 {chosen['photo_val_top1']:.1%} with a {a.grid_epochs}-epoch DAD student)"
                  if "photo_val_top1" in chosen else " (given)"), flush=True)
 
-        students: dict[str, tuple[str, int, Path]] = {}
-        for variant in a.variants.split(","):
-            objective, extra = VARIANTS[variant]
-            for seed in range(a.seeds):
-                run = self.train(f"{variant}-s{seed}", photo_train, photo_val, objective, self.recipe, seed,
-                                 a.student, samples=samples / "manifest.json", extra=extra,
-                                 sets=self.model_sets(teacher, vq))
-                students[run.name] = (variant, seed, run)
-
         test_suites = [f"{d}=imagefolder:{splits / d / 'test'}" for d in DOMAINS]
         test_suites += [f"{n}=imagefolder:{p}" for n, p in (x.split("=", 1) for x in a.extra_domain)]
         val_suites = [f"{d}=imagefolder:{splits / d / 'val'}" for d in DOMAINS]
         evals = {"teacher": self.evaluate("eval-teacher", teacher, test_suites),
                  "teacher-val": self.evaluate("eval-teacher-val", teacher, val_suites)}
-        for name, (_, _, run) in students.items():
-            evals[name] = self.evaluate(f"eval-{name}", run, test_suites)
+        # Seed by seed, each student evaluated as soon as it is trained: a stopped run leaves whole seeds
+        # (re-run with --seeds N to report the first N).
+        students: dict[str, tuple[str, int, Path]] = {}
+        for seed in range(a.seeds):
+            for variant in a.variants.split(","):
+                objective, extra = VARIANTS[variant]
+                run = self.train(f"{variant}-s{seed}", photo_train, photo_val, objective, self.recipe, seed,
+                                 a.student, samples=samples / "manifest.json", extra=extra,
+                                 sets=self.model_sets(teacher, vq))
+                students[run.name] = (variant, seed, run)
+                evals[run.name] = self.evaluate(f"eval-{run.name}", run, test_suites)
 
         domains = DOMAINS + tuple(x.split("=", 1)[0] for x in a.extra_domain)
         write_report(self.out, teacher=teacher, vq=vq, samples=samples, grid=grid, students=students, evals=evals,
