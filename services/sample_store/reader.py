@@ -168,8 +168,9 @@ class SampleSetDataset(Dataset):
         return views.count if views is not None else 0
 
     def view(self, i: int, v: int) -> dict[str, Any]:
-        """View v of row i: {"image": uint8 (3, S, S), the view's pixels rebuilt by dad_core.views.render_view
-        from the stored image, "teacher_logits": float32 (C,), the teacher's logits on exactly those pixels}."""
+        """View v of row i: {"image": the view's pixels, rebuilt by dad_core.views.render_view from the stored
+        image (float (3, S, S) in [0, 1], or `transform(PIL image)`), "teacher_logits": float32 (C,), the
+        teacher's logits on exactly those pixels, "label", "kind", "sample_id", "source_id"}."""
         from dad_core.views import View, expand_logits, render_view
 
         rec = self.record(i)
@@ -185,8 +186,12 @@ class SampleSetDataset(Dataset):
         classes = rec.get(ss.COL_VIEW_CLASSES)
         logits = expand_logits(np.asarray([rec[ss.COL_VIEW_LOGITS][v]], dtype=np.float16),
                                None if classes is None else np.asarray([classes[v]]), len(self.class_names))[0]
-        return {"image": torch.from_numpy(pixels).permute(2, 0, 1).contiguous(),  # (3, S, S)
-                "teacher_logits": torch.from_numpy(logits)}
+        if self.transform is not None:
+            image = self.transform(Image.fromarray(pixels, "RGB"))
+        else:
+            image = torch.from_numpy(pixels).permute(2, 0, 1).float().div_(255)  # (3, S, S)
+        return {"image": image, "teacher_logits": torch.from_numpy(logits), "label": rec[ss.COL_LABEL],
+                "kind": rec[ss.COL_KIND], "sample_id": rec[ss.COL_SAMPLE_ID], "source_id": rec[ss.COL_SOURCE_ID]}
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         rec = self.record(i)

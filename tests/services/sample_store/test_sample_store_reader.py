@@ -124,9 +124,11 @@ def test_a_view_is_rebuilt_from_the_stored_image_with_its_stored_logits(views_se
         view = ds.view(1, v)
         box = rec["views"][v]
         expected = render_view(decode_png(rec["image"]["bytes"]), View(*box[:4], bool(box[4])), 8)
-        np.testing.assert_array_equal(view["image"].permute(1, 2, 0).numpy(), expected)
-        assert view["image"].dtype == torch.uint8 and view["image"].shape == (3, 8, 8)
+        np.testing.assert_array_equal(view["image"].mul(255).round().byte().permute(1, 2, 0).numpy(), expected)
+        assert view["image"].shape == (3, 8, 8) and view["label"] == rec["label"] and view["kind"] == rec["kind"]
         np.testing.assert_array_equal(view["teacher_logits"].numpy(),
                                       np.asarray(rec["view_logits"][v], np.float16).astype(np.float32))
     with pytest.raises(IndexError, match="has 2 views, asked for view 2"):
         ds.view(1, 2)
+    shapes = open_sample_set(str(views_set), transform=lambda img: np.asarray(img).shape)
+    assert shapes.view(0, 1)["image"] == (8, 8, 3)  # a transform gets the view as a PIL image
