@@ -1,8 +1,8 @@
 """Training on a sample set's stored views (generator `--views K`): augmentation with no teacher in memory.
 
 Epoch e shows each image as its view (e mod N), rebuilt from the stored image by dad_core.views.render_view
-(the pixels the teacher scored), with the teacher's stored logits on that view; its Q(x') partner likewise
-when the set stores views of Q(x'), else the stored Q(x') as is. The view depends only on the epoch, so a
+(the pixels the teacher scored), with the teacher's stored logits on that view; its partner likewise when
+the set stores views of the partner's kind (`--adversarial-views` for Q(x')), else the stored partner as is. The view depends only on the epoch, so a
 resumed run shows the same views as an uninterrupted one.
 
 The sampler tags each index with its epoch, because DataLoader workers (persistent ones too) hold their
@@ -64,8 +64,11 @@ class StoredViewsDataset(PairedSampleDataset):
     def __init__(self, paired: PairedSampleDataset, num_views: int):
         super().__init__(paired.rows, paired.pairs, paired.with_adversarial, paired.with_logits)
         self.num_views = num_views
-        kinds = self.rows.manifest.config.views.kinds
-        self.adversarial_views = ss.KIND_ADVERSARIAL in kinds
+        # Which partners carry views: by their kind (a Q(x) partner, or Q(x') of a set made without
+        # --adversarial-views, trains as stored).
+        kinds = np.asarray(self.rows.index[ss.COL_KIND].to_pylist() or [""], dtype=object)
+        partner = kinds[np.maximum(self.pairs[:, 1], 0)] if len(self.pairs) else np.zeros(0, dtype=object)
+        self.partner_views = np.isin(partner, self.rows.manifest.config.views.kinds) & (self.pairs[:, 1] >= 0)
 
     def __getitem__(self, item: int | tuple[int, int]) -> dict[str, Any]:
         k, epoch = item if isinstance(item, tuple) else (item, 0)
@@ -78,7 +81,7 @@ class StoredViewsDataset(PairedSampleDataset):
         if self.with_adversarial:
             ex["has_adv"] = a >= 0
             if a >= 0:
-                adv = self.rows.view(a, v) if self.adversarial_views else self.rows[a]
+                adv = self.rows.view(a, v) if self.partner_views[k] else self.rows[a]
                 ex["adv_image"], ex["adv_teacher_logits"] = adv["image"], adv["teacher_logits"]
         return ex
 

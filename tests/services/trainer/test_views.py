@@ -114,3 +114,14 @@ def test_dad_on_stored_views_builds_no_teacher_and_a_killed_run_resumes_exactly(
     a, b = torch.load(tmp_path / "straight" / "model.pth"), torch.load(tmp_path / "killed" / "model.pth")
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
+
+
+def test_a_partner_without_stored_views_trains_as_stored(train_config, views_sample_set):
+    data = build_datasets(train_config(samples=views_sample_set.manifest, objective="dad"))
+    rows = data.train.rows
+    rows.manifest.config.views.kinds = ["clean"]  # as if made without --adversarial-views
+    only_clean = StoredViewsDataset(PairedSampleDataset(rows, data.train.pairs, True, True), 2)
+    k = next(k for k in range(len(only_clean)) if only_clean.pairs[k, 1] >= 0)
+    ex, stored = only_clean[(k, 1)], rows[int(only_clean.pairs[k, 1])]
+    assert ex["view"] == 1 and torch.equal(ex["adv_teacher_logits"], stored["teacher_logits"])
+    assert torch.equal(ex["adv_image"], stored["image"])
