@@ -94,3 +94,28 @@ def test_views_are_cut_from_the_larger_stored_copy_when_there_is_one(models):
                                    rtol=1e-3, atol=1e-3)
     adversarial = rows[2]  # Q(x') views are cut from the stored Q(x') itself
     assert adversarial[ss.COL_VIEW_IMAGE] is None and max(b[0] + b[2] for b in adversarial[ss.COL_VIEWS]) <= 32
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--view-top-k", "5"], "--view-top-k: applies to views only"),
+    (["--adversarial-views"], "--adversarial-views: applies to views only"),
+    (["--views", "2", "--view-image-size", "16"], "view_image_size 16 is smaller than the preset's image size 32"),
+    (["--views", "65"], "--views"),
+])
+def test_bad_view_options_exit_2_naming_the_option(tiny_image_folder, tmp_path, capsys, flags, message):
+    from services.generator.cli import main
+
+    assert main(["--source", str(tiny_image_folder), "--out", str(tmp_path), "--no-progress", *flags]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_the_set_fingerprint_and_manifest_record_the_views(tiny_image_folder, tmp_path):
+    from services.generator import GeneratorConfig, prepare_job
+    from services.generator.plan import build_plan
+
+    plain = prepare_job(GeneratorConfig(source=str(tiny_image_folder), out=str(tmp_path)))
+    views = prepare_job(GeneratorConfig(source=str(tiny_image_folder), out=str(tmp_path), views=4, view_top_k=2))
+    assert plain.views is None and plain.set_fingerprint != views.set_fingerprint and plain.name != views.name
+    info = build_plan(views, {"teacher": "t", "discretizer": "d"}).config.views
+    assert (info.count, info.top_k, info.source_size, info.kinds) == (4, 2, 32, ["clean"])
+    assert build_plan(plain, {"teacher": "t", "discretizer": "d"}).config.views is None
