@@ -1,34 +1,97 @@
-"""`python -m experiments.pacs --pacs PATH`: distil robustness on real images (PACS) through the services.
+"""`python -m experiments.pacs --pacs PATH`: does DAD distil robustness on real images? (PACS, through the services)
 
 Roles, as in the paper: `photo` is the in-distribution training set (ImageNet's role); `art_painting` and
 `cartoon` are natural distribution shifts (ImageNet-R's role) that students never see. No CLIP weights can be
-had here, so the teacher is a timm model trained on all three domains (the paper shows non-CLIP robust
-teachers transfer too, Tables 5 and 9), and Q is a small VQ model fitted to photo only (like the paper's
-ImageNet VQGAN).
+had here, so the teacher is a timm model trained with a practitioner's recipe on all three domains (the paper
+shows non-CLIP robust teachers transfer too, Tables 5 and 9), and Q is a VQ model fitted to photo only (like
+the paper's ImageNet VQGAN).
 
-Stages (each a real service run; a finished stage is skipped on re-run):
-  splits -> teacher (services.trainer, ce on all domains) -> vq (services.vq_trainer, photo only)
-  -> generate (services.generator on photo/train) -> students (services.trainer, photo/train, per objective
-  and seed) -> evaluate (services.evaluator, imagefolder: suites on each domain's test split) -> report.
+Stages (each a real service run, keyed by a hash of its whole configuration, reused only when that matches):
+  splits -> teacher (services.trainer on every domain's train split) -> Q (services.vq_trainer, photo)
+  -> attack grid: per (norm, step) a sample set (services.generator on photo/train) and a short DAD student,
+     scored on photo VAL; the best is the attack (pass --attack NORM:STEP to skip the grid)
+  -> students on photo/train, same recipe and data order: ce, kd, dat, dad and DAD's controls (no attack:
+     stored Q(x) rows in place of Q(x'); no filter: every Q(x'), rejected ones too), for each seed
+  -> evaluation (services.evaluator --predictions on each domain's test split)
+  -> report: mean ± sd over seeds, paired bootstrap intervals and p-values on the same test images.
 
-Hyper-parameters are chosen on held-out val splits (photo for students, all domains for the teacher), never
-on a reported test split. Extra shifted domains (e.g. PACS sketch) plug in with --extra-domain NAME=PATH.
+Nothing is tuned on a test split: the teacher's recipe on the teacher's val splits, the attack on photo val.
+Extra shifted domains with the same classes plug in with --extra-domain NAME=PATH.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import subprocess
-import sys
 import time
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from experiments.splits import materialise_splits
 from experiments.report import write_report
+from experiments.splits import materialise_splits
+from experiments.stages import StageRunner, config_key
 
 DOMAINS = ("photo", "art_painting", "cartoon")
 FRACTIONS = {"train": 0.7, "val": 0.1, "test": 0.2}
+# The attack grid, declared before any run: App. C's L2 step (0.1) up to the old sign step's size. At 64 px a
+# sign step s has L2 norm s * sqrt(3 * 64 * 64) = 110.9 s, so each L-inf point matches an L2 point's size.
+GRID = (("l2", 0.1), ("l2", 1.1), ("l2", 11.0), ("linf", 0.001), ("linf", 0.01), ("linf", 0.1))
+# Student variants: name -> (objective, extra trainer flags). The controls share DAD's objective and set.
+VARIANTS = {
+    "ce": ("ce", ()),
+    "kd": ("kd", ()),
+    "dat": ("dat", ()),
+    "dad": ("dad", ()),
+    "dad-no-attack": ("dad", ("--adversarial-rows", "discretized")),
+    "dad-no-filter": ("dad", ("--adversarial-rows", "all")),
+}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One training recipe, the same for every student (the teacher has its own)."""
+
+    epochs: int
+    lr: float = 2e-3
+    batch_size: int = 64
+    warmup_epochs: float = 1.0
+    label_smoothing: float = 0.0
+    random_resized_crop: float | None = None
+    hflip: bool = False
+    randaugment: str | None = None
+
+    def flags(self) -> list[str]:
+        f = ["--epochs", str(self.epochs), "--optimizer", "adamw", "--lr", str(self.lr), "--batch-size",
+             str(self.batch_size), "--warmup-epochs", str(self.warmup_epochs), "--label-smoothing",
+             str(self.label_smoothing)]
+        if self.random_resized_crop:
+            f += ["--random-resized-crop", str(self.random_resized_crop)]
+        if self.hflip:
+            f += ["--hflip"]
+        if self.randaugment:
+            f += ["--randaugment", self.randaugment]
+        return f
+
+
+# A practitioner's recipe for the teacher (random-resized crop, flip, RandAugment, label smoothing, 30 epochs);
+# against the old one (no augmentation, 20 epochs: 55% on the teacher's val splits) on the teacher's val only.
+TEACHER_RECIPE = Recipe(epochs=30, warmup_epochs=2.0, label_smoothing=0.1, random_resized_crop=0.35, hflip=True,
+                        randaugment="rand-m7-mstd0.5")
+
+
+def parse_attack(text: str) -> tuple[str, float]:
+    norm, _, step = text.partition(":")
+    try:
+        if norm in ("l2", "linf") and float(step) > 0:
+            return norm, float(step)
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(f"an attack is NORM:STEP with NORM l2 or linf and STEP > 0, e.g. l2:1.1; "
+                                     f"got {text!r}")
+
+
+def parse_grid(text: str) -> tuple[tuple[str, float], ...]:
+    return tuple(parse_attack(item) for item in text.split(",") if item)
 
 
 class Experiment:
@@ -36,98 +99,147 @@ class Experiment:
         self.args = args
         self.out = Path(args.out).resolve()
         self.store = self.out / "store"
-        self.splits = self.out / "splits"
-        self.timings_path = self.out / "timings.json"
-        self.timings = json.loads(self.timings_path.read_text()) if self.timings_path.exists() else {}
-
-    # ------------------------------------------------------------------ helpers
-    def stage(self, name: str, done: Path, *cmd: str) -> None:
-        """Run one service as its own process unless its output exists; record its wall time."""
-        if done.exists():
-            print(f"[skip] {name}: {done} exists", flush=True)
-            return
-        print(f"\n=== {name}\n    {' '.join(cmd)}", flush=True)
-        t0 = time.time()
-        env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-        subprocess.run([sys.executable, "-m", *cmd], check=True, env=env)
-        self.timings[name] = round(time.time() - t0, 1)
-        self.timings_path.write_text(json.dumps(self.timings, indent=2))
-
-    def model_overrides(self) -> list[str]:
-        """The teacher (a trained timm model) and Q (the fitted VQ model), as preset overrides."""
-        s, t, q = self.args.image_size, self.store / "runs" / "pacs-teacher", self.out / "vq"
-        sets = [f"image_size={s}", "teacher.kind=timm", f"teacher.model={self.args.teacher_arch}",
-                f"teacher.pretrained={t / 'model.pth'}", f"teacher.image_size={s}",
-                f"discretizer.config={q / 'config.yaml'}", f"discretizer.checkpoint={q / 'vq.ckpt'}",
-                f"attack.step_size={self.args.attack_step_size}", f"attack.norm={self.args.attack_norm}",
-                f"attack.epsilon={self.args.attack_epsilon}", f"attack.random_start={self.args.attack_random_start}",
-                f"distill.temperature={self.args.temperature}",
-                f"distill.alpha={self.args.alpha}"]
-        return [x for item in sets for x in ("--set", item)]
-
-    def train(self, run_id: str, source: Path, objective: str, epochs: int, seed: int, val: Path,
-              samples: Path | None = None, arch: str | None = None, sets: list[str] = ()) -> Path:
-        run_dir = self.store / "runs" / run_id
-        cmd = ["services.trainer", "--source", str(source), "--out", str(run_dir), "--preset", "tiny",
-               "--student", arch or self.args.student, "--objective", objective, "--epochs", str(epochs),
-               "--batch-size", str(self.args.batch_size), "--optimizer", "adamw", "--lr", str(self.args.lr),
-               "--warmup-epochs", "1", "--seed", str(seed), "--val", str(val), "--no-progress",
-               *sets]
-        if samples is not None:
-            cmd += ["--samples", str(samples)]
-        self.stage(f"train {run_id}", run_dir / "model.pth", *cmd)
-        return run_dir
+        self.runs, self.sets = self.store / "runs", self.store / "sample-sets"
+        self.stages = StageRunner(self.out / "stages", threads=args.threads)
+        self.recipe = Recipe(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size)
+        self.grid_recipe = replace(self.recipe, epochs=args.grid_epochs)
 
     # ------------------------------------------------------------------ stages
-    def make_splits(self) -> None:
-        marker = self.splits / "counts.json"
-        if marker.exists():
-            return
-        counts = {}
-        for d in DOMAINS:
-            counts[d] = materialise_splits(Path(self.args.pacs) / d, self.splits / d, FRACTIONS)
-            # The teacher's training data: every domain's train split (and val split for model selection).
-            materialise_splits(Path(self.args.pacs) / d, self.splits / "teacher", FRACTIONS, prefix=f"{d}-")
-        marker.write_text(json.dumps(counts, indent=2))
+    def make_splits(self) -> Path:
+        """Per-domain train/val/test symlink trees, plus the teacher's (every domain's train and val)."""
+        config = {"pacs": str(Path(self.args.pacs).resolve()), "fractions": FRACTIONS, "domains": DOMAINS}
+        splits = self.out / f"splits-{config_key('splits', config)}"
+        if not (splits / "counts.json").exists():
+            counts = {d: materialise_splits(Path(self.args.pacs) / d, splits / d, FRACTIONS) for d in DOMAINS}
+            for d in DOMAINS:
+                materialise_splits(Path(self.args.pacs) / d, splits / "teacher", FRACTIONS, prefix=f"{d}-")
+            (splits / "counts.json").write_text(json.dumps(counts, indent=2))
+        return splits
 
+    def train(self, name: str, source: Path, val: Path, objective: str, recipe: Recipe, seed: int,
+              arch: str, samples: Path | None = None, extra: tuple[str, ...] = (),
+              sets: list[str] = ()) -> Path:
+        config = {"source": str(source), "val": str(val), "objective": objective, "recipe": asdict(recipe),
+                  "seed": seed, "arch": arch, "samples": str(samples) if samples else None, "extra": list(extra),
+                  "sets": list(sets), "image_size": self.args.image_size}
+
+        def command(out: Path) -> list[str]:
+            cmd = ["services.trainer", "--source", str(source), "--val", str(val), "--out", str(out),
+                   "--preset", "tiny", "--student", arch, "--objective", objective, "--seed", str(seed),
+                   "--no-progress", "--cpus-per-worker", str(self.args.threads), *recipe.flags(), *extra, *sets]
+            return cmd + (["--samples", str(samples)] if samples else [])
+
+        return self.stages.run(name, self.runs, config, command).out
+
+    def model_sets(self, teacher: Path, vq: Path, attack: tuple[str, float] | None = None) -> list[str]:
+        """The teacher and Q (and the attack) as preset overrides, for the generator and the students."""
+        s = self.args.image_size
+        items = [f"image_size={s}", "teacher.kind=timm", f"teacher.model={self.args.teacher_arch}",
+                 f"teacher.pretrained={teacher / 'model.pth'}", f"teacher.image_size={s}",
+                 f"discretizer.config={vq / 'config.yaml'}", f"discretizer.checkpoint={vq / 'vq.ckpt'}",
+                 f"distill.temperature={self.args.temperature}", f"distill.alpha={self.args.alpha}"]
+        if attack is not None:
+            norm, step = attack
+            items += [f"attack.norm={norm}", f"attack.step_size={step}", f"attack.epsilon={step}",
+                      f"attack.random_start={self.args.attack_random_start}"]
+        return [x for item in items for x in ("--set", item)]
+
+    def generate(self, teacher: Path, vq: Path, photo_train: Path, attack: tuple[str, float]) -> Path:
+        sets = self.model_sets(teacher, vq, attack)
+        config = {"source": str(photo_train), "sets": sets, "seed": 0}
+
+        def command(out: Path) -> list[str]:
+            return ["services.generator", "--source", str(photo_train), "--out", str(out.parent), "--name", out.name,
+                    "--preset", "tiny", *sets, "--shard-size", "128", "--batch-size", "32", "--no-progress"]
+
+        return self.stages.run("samples", self.sets, config, command).out
+
+    def evaluate(self, name: str, run: Path, suites: list[str]) -> Path:
+        config = {"model": str(run), "suites": suites}
+        return self.stages.run(name, self.runs, config, lambda out: [
+            "services.evaluator", "--model", str(run), "--suites", ",".join(suites), "--out", str(out), "--name", name,
+            "--predictions"]).out
+
+    # ------------------------------------------------------------------ the experiment
     def run(self) -> int:
+        """Every stage joins one Ray: --ray-address, or a private local one started here (a Ray start per
+        stage would cost ~10 s each, minutes over the experiment)."""
+        if self.args.ray_address:
+            self.stages.env = {"RAY_ADDRESS": self.args.ray_address}
+            return self._run()
+        from services.api.local_ray import LocalRay
+
+        ray = LocalRay(num_cpus=os.cpu_count())
+        ray.start()
+        try:
+            self.stages.env = {"RAY_ADDRESS": ray.gcs_address, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": ray.token}
+            return self._run()
+        finally:
+            ray.stop()
+
+    def _run(self) -> int:
         a = self.args
-        self.out.mkdir(parents=True, exist_ok=True)
         t_start = time.time()
-        self.make_splits()
+        self.out.mkdir(parents=True, exist_ok=True)
+        splits = self.make_splits()
+        photo_train, photo_val = splits / "photo" / "train", splits / "photo" / "val"
         s = a.image_size
-        self.train("pacs-teacher", self.splits / "teacher" / "train", "ce", a.teacher_epochs, 0,
-                   self.splits / "teacher" / "val", arch=a.teacher_arch, sets=["--set", f"image_size={s}"])
-        self.stage("vq", self.out / "vq" / "report.json", "services.vq_trainer",
-                   "--source", str(self.splits / "photo" / "train"), "--out", str(self.out / "vq"),
-                   "--config", a.vq_config, "--image-size", str(s), "--epochs", str(a.vq_epochs),
-                   "--batch-size", "32", "--threads", str(a.threads),
-                   *(["--limit", str(a.vq_limit)] if a.vq_limit else []),
-                   *[f"--eval={d}=" + str(self.splits / d / "val") for d in DOMAINS])
-        set_dir = self.store / "sample-sets" / "pacs-photo"
-        self.stage("generate", set_dir / "manifest.json", "services.generator",
-                   "--source", str(self.splits / "photo" / "train"), "--out", str(self.store / "sample-sets"),
-                   "--name", "pacs-photo", "--preset", "tiny", *self.model_overrides(),
-                   "--shard-size", "128", "--batch-size", "32", "--no-progress")
-        runs = {}
-        for objective in a.objectives.split(","):
+        teacher = self.train("teacher", splits / "teacher" / "train", splits / "teacher" / "val", "ce",
+                             TEACHER_RECIPE, 0, a.teacher_arch, sets=["--set", f"image_size={s}"])
+        vq_config = {"source": str(photo_train), "vq_config": a.vq_config, "epochs": a.vq_epochs, "image_size": s,
+                     "lr": a.vq_lr, "codebook_init": "data"}
+        vq = self.stages.run("q", self.out, vq_config, lambda out: [
+            "services.vq_trainer", "--source", str(photo_train), "--out", str(out), "--vq-config", a.vq_config,
+            "--image-size", str(s), "--epochs", str(a.vq_epochs), "--lr", str(a.vq_lr), "--batch-size", "32",
+            "--codebook-init", "data", "--threads", str(a.threads),
+            *[f"--eval={d}=" + str(splits / d / "val") for d in DOMAINS]]).out
+        if a.until == "q":
+            return 0
+
+        grid = []
+        for attack in ([a.attack] if a.attack else a.grid):
+            samples = self.generate(teacher, vq, photo_train, attack)
+            point = {"norm": attack[0], "step_size": attack[1], "samples": str(samples)}
+            if not a.attack:  # a short DAD student scored on photo val picks the attack
+                run = self.train("grid-dad", photo_train, photo_val, "dad", self.grid_recipe, 0, a.student,
+                                 samples=samples / "manifest.json", sets=self.model_sets(teacher, vq))
+                point |= {"run": str(run), "photo_val_top1": last_val_top1(run)}
+            grid.append(point)
+        chosen = max(grid, key=lambda p: p.get("photo_val_top1", 0.0))  # ties: the earlier (smaller) point
+        samples = Path(chosen["samples"])
+        print(f"\nattack: {chosen['norm']} step {chosen['step_size']}"
+              + (f" (photo val top-1 {chosen['photo_val_top1']:.1%} with a {a.grid_epochs}-epoch DAD student)"
+                 if "photo_val_top1" in chosen else " (given)"), flush=True)
+
+        students: dict[str, tuple[str, int, Path]] = {}
+        for variant in a.variants.split(","):
+            objective, extra = VARIANTS[variant]
             for seed in range(a.seeds):
-                run_id = f"pacs-{objective.replace('+', '-')}-s{seed}"
-                runs[run_id] = (objective, seed)
-                self.train(run_id, self.splits / "photo" / "train", objective, a.epochs, seed,
-                           self.splits / "photo" / "val", samples=set_dir / "manifest.json",
-                           sets=self.model_overrides())
-        suites = [f"{d}=imagefolder:{self.splits / d / 'test'}" for d in DOMAINS]
-        suites += [f"{name}=imagefolder:{path}" for name, path in (x.split("=", 1) for x in a.extra_domain)]
-        for run_id in ["pacs-teacher", *runs]:
-            eval_dir = self.store / "runs" / f"eval-{run_id}"
-            self.stage(f"evaluate {run_id}", eval_dir / "results.md", "services.evaluator",
-                       "--model", str(self.store / "runs" / run_id), "--suites", ",".join(suites),
-                       "--out", str(eval_dir), "--name", run_id)
-        self.timings["total (this invocation)"] = round(time.time() - t_start, 1)
-        write_report(self.out, runs, DOMAINS + tuple(n.split("=", 1)[0] for n in a.extra_domain), self.timings)
+                run = self.train(f"{variant}-s{seed}", photo_train, photo_val, objective, self.recipe, seed,
+                                 a.student, samples=samples / "manifest.json", extra=extra,
+                                 sets=self.model_sets(teacher, vq))
+                students[run.name] = (variant, seed, run)
+
+        test_suites = [f"{d}=imagefolder:{splits / d / 'test'}" for d in DOMAINS]
+        test_suites += [f"{n}=imagefolder:{p}" for n, p in (x.split("=", 1) for x in a.extra_domain)]
+        val_suites = [f"{d}=imagefolder:{splits / d / 'val'}" for d in DOMAINS]
+        evals = {"teacher": self.evaluate("eval-teacher", teacher, test_suites),
+                 "teacher-val": self.evaluate("eval-teacher-val", teacher, val_suites)}
+        for name, (_, _, run) in students.items():
+            evals[name] = self.evaluate(f"eval-{name}", run, test_suites)
+
+        domains = DOMAINS + tuple(x.split("=", 1)[0] for x in a.extra_domain)
+        write_report(self.out, teacher=teacher, vq=vq, samples=samples, grid=grid, students=students, evals=evals,
+                     domains=domains, timings=self.stages.timings(), total_s=time.time() - t_start, args=vars(a))
         print(f"\nReport: {self.out / 'report.md'}")
         return 0
+
+
+def last_val_top1(run: Path) -> float:
+    """The run's photo-val top-1 after its last epoch (metrics.jsonl)."""
+    epochs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()
+              if '"type": "epoch"' in line or '"type":"epoch"' in line]
+    return float(epochs[-1]["val_top1"])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -136,33 +248,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pacs", required=True, help="PACS root with photo/, art_painting/, cartoon/ ImageFolders")
     p.add_argument("--out", default="out/pacs", help="experiment folder (default: out/pacs)")
     p.add_argument("--image-size", type=int, default=64, help="pixels (default: 64)")
-    p.add_argument("--seeds", type=int, default=1, help="student seeds per objective (default: 1; 3 on a GPU)")
-    p.add_argument("--objectives", default="ce,kd,dat,dad", help="student objectives (default: ce,kd,dat,dad)")
+    p.add_argument("--seeds", type=int, default=3, help="student seeds per variant (default: 3; 1 = quick)")
+    p.add_argument("--variants", default=",".join(VARIANTS),
+                   help=f"students to train (default: all: {','.join(VARIANTS)})")
+    p.add_argument("--attack", type=parse_attack, default=None, metavar="NORM:STEP",
+                   help="skip the grid and use this attack, e.g. l2:1.1 (epsilon = step)")
+    p.add_argument("--grid", type=parse_grid, default=GRID, metavar="NORM:STEP,...",
+                   help="the attack grid (default: " + ",".join(f"{n}:{s:g}" for n, s in GRID) + "; epsilon = step)")
     p.add_argument("--student", default="resnet18", help="timm student (default: resnet18)")
     p.add_argument("--teacher-arch", default="resnet18", help="timm teacher trained on all domains (default: resnet18)")
     p.add_argument("--epochs", type=int, default=12, help="student epochs (default: 12)")
-    p.add_argument("--teacher-epochs", type=int, default=20, help="teacher epochs (default: 20)")
-    p.add_argument("--vq-config", default="tiny-vq", help="taming config of Q (default: tiny-vq)")
-    p.add_argument("--vq-epochs", type=int, default=15, help="VQ epochs (default: 15)")
-    p.add_argument("--vq-limit", type=int, default=None, help="fit Q on at most N photo images (default: all)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=2e-3, help="AdamW peak learning rate (default: 2e-3)")
-    p.add_argument("--attack-step-size", type=float, default=0.1, help="attack lr (App. C: 0.1)")
-    p.add_argument("--attack-norm", choices=("l2", "linf"), default="l2",
-                   help="l2: App. C's (DAT's) L2-normalised step and L2 ball; linf: sign step, box (default: l2)")
-    p.add_argument("--attack-epsilon", type=float, default=0.1, help="radius of the attack's ball (App. C: 0.1)")
+    p.add_argument("--grid-epochs", type=int, default=6, help="epochs of the grid's DAD students (default: 6)")
+    p.add_argument("--lr", type=float, default=2e-3, help="students' AdamW peak learning rate (default: 2e-3)")
+    p.add_argument("--batch-size", type=int, default=64, help="students' batch (default: 64)")
+    p.add_argument("--vq-config", default="pacs-vq", help="taming config of Q (default: pacs-vq)")
+    p.add_argument("--vq-epochs", type=int, default=12, help="Q's epochs (default: 12)")
+    p.add_argument("--vq-lr", type=float, default=2e-3, help="Q's Adam learning rate (default: 2e-3)")
     p.add_argument("--attack-random-start", type=float, default=0.8,
                    help="probability of a random start per sample (App. C: 0.8)")
     p.add_argument("--temperature", type=float, default=4.0, help="KD temperature (App. C: 4)")
     p.add_argument("--alpha", type=float, default=0.5, help="KL weight a (App. C: 0.5)")
     p.add_argument("--extra-domain", action="append", default=[], metavar="NAME=PATH",
                    help="another shifted domain to evaluate (ImageFolder with the same classes), repeatable")
+    p.add_argument("--ray-address", default=None,
+                   help="a running Ray cluster every stage joins (default: a private local Ray for the experiment)")
     p.add_argument("--threads", type=int, default=2, help="torch threads per process (default: 2)")
+    p.add_argument("--until", choices=("q", "all"), default="all", help=argparse.SUPPRESS)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    return Experiment(build_parser().parse_args(argv)).run()
+    args = build_parser().parse_args(argv)
+    unknown = [v for v in args.variants.split(",") if v not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"error: --variants: unknown {unknown}; choose from {', '.join(VARIANTS)}")
+    return Experiment(args).run()
 
 
 if __name__ == "__main__":

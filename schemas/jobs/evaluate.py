@@ -86,6 +86,9 @@ class EvalJobConfig(EvalSettings):
         None, description="row name in tables (default: from model)")
     out: Uri = Field(description="output folder (any fsspec URL): results/<id>.json and results.md")
     storage_options: JobStorageOptions
+    predictions: bool = Field(False, description="also write each image's prediction (results/<id>.predictions"
+                                                 ".parquet: suite, source_id, label, prediction) for paired tests "
+                                                 "between models on the same images")
     build_c_from: Uri | None = Field(None, description="build the -C set from this ImageFolder (when the official "
                                                        "set is not available); reused if already built")
     c_out: Uri | None = Field(None, description="where the built -C set goes (default: <out>/imagenet-c-built)")

@@ -3,8 +3,9 @@
 Cross-field rules the job enforces, checked here so the API refuses the same configs (422 naming the field):
 - an objective that uses Q(x') or stored teacher logits needs a sample set;
 - stored teacher logits belong to the exact stored pixels, so no view-changing augmentation
-  (randaugment, mixup, hflip) with an objective that distils the teacher; use teacher_logits=online, or a
-  sample set with stored views (generator --views K), whose logits belong to each view's pixels (`views`);
+  (randaugment, mixup, hflip, random_resized_crop) with an objective that distils the teacher; use
+  teacher_logits=online, or a sample set with stored views (generator --views K), whose logits belong to
+  each view's pixels (`views`);
 - no mixup with the student's own attack (DAT needs hard labels).
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ from schemas.jobs.base import JobModel, PresetName, check_overrides, overrides_f
 from schemas.jobs.checks import SAMPLE_SET_INPUTS, STUDENT_ATTACK_INPUTS, TEACHER_INPUTS, installed_checks
 
 TEACHER_LOGITS = ("stored", "online")
+ADVERSARIAL_ROWS = ("accepted", "all", "discretized")
 OPTIMIZERS = ("sgd", "adamw")
 
 
@@ -92,6 +94,14 @@ class TrainSettings(JobModel):
     mixup: Annotated[float, Field(ge=0, le=100)] = Field(0.0, description="Mixup Beta(alpha, alpha), 0 = off (needs "
                                                                           "teacher_logits online when distilling)")
     hflip: bool = Field(False, description="random horizontal flips (needs teacher_logits online when distilling)")
+    random_resized_crop: Annotated[float, Field(gt=0, le=1)] | None = Field(
+        None, description="random-resized crop: the smallest share of the image's area a crop keeps (e.g. 0.35; "
+                          "aspect 3/4 to 4/3), resized back to the image size (needs teacher_logits online when "
+                          "distilling)")
+    adversarial_rows: Literal["accepted", "all", "discretized"] = Field(
+        "accepted", description="which stored rows pair with each x as its Q(x'): accepted (Eq. 9: Q(x') the teacher "
+                                "still classifies correctly), all (control: no teacher-correct filter), discretized "
+                                "(control: the un-attacked Q(x), same filter: no adversarial step)")
     bf16: bool = Field(False, description="bfloat16 autocast for student and teacher")
     channels_last: bool = Field(False, description="channels_last memory format (faster convnets on GPUs)")
     seed: Seed = Field(0, description="seed of the run")
@@ -127,7 +137,7 @@ class TrainSettings(JobModel):
     def _overrides_fit_preset(cls, overrides, info: ValidationInfo):
         return check_overrides(overrides, info)
 
-    @field_validator("randaugment", "mixup", "hflip")
+    @field_validator("randaugment", "mixup", "hflip", "random_resized_crop")
     @classmethod
     def _no_view_change_with_stored_logits(cls, value, info: ValidationInfo):
         objective, logits = info.data.get("objective"), info.data.get("teacher_logits")
@@ -141,6 +151,16 @@ class TrainSettings(JobModel):
                                  "teacher_logits to online, or augment with stored views (generator --views K)")
             if info.field_name == "mixup" and needs & STUDENT_ATTACK_INPUTS:
                 raise ValueError(f"must be 0 for objective {objective!r} (the student's own attack needs hard labels)")
+        return value
+
+
+    @field_validator("adversarial_rows")
+    @classmethod
+    def _rows_need_adversarial_objective(cls, value: str, info: ValidationInfo) -> str:
+        needs = objective_needs(info.data.get("objective"))
+        if value != "accepted" and needs is not None and not needs & SAMPLE_SET_INPUTS:
+            raise ValueError(f"must be 'accepted' for objective {info.data.get('objective')!r}, which trains on no "
+                             "stored Q(x')")
         return value
 
 

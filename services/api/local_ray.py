@@ -80,6 +80,7 @@ class LocalRay:
         self.extra_env = dict(env or {})
         self.temp_dir: str | None = None
         self.address: str | None = None
+        self.gcs_address: str | None = None  # what ray.init(address=...) joins (with RAY_AUTH_TOKEN = token)
         self._proc: subprocess.Popen | None = None
         self._log = None
 
@@ -111,7 +112,7 @@ class LocalRay:
                 self.stop()
                 raise RuntimeError(f"`ray start` did not bring up a job server at {address}:\n{tail}")
             time.sleep(0.5)
-        self.address = address
+        self.address, self.gcs_address = address, f"127.0.0.1:{gcs}"
         log.info("started a local Ray (job server %s, temp dir %s); it stops with this server", address, self.temp_dir)
         return address
 

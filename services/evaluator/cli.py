@@ -51,7 +51,7 @@ from services.jobs.presets import typed_overrides
 from services.evaluator.corruptions import CORRUPTIONS, SEVERITIES, CorruptionConfig, build_corrupted_folder
 from services.evaluator.harness import HarnessConfig, resolve_device
 from services.evaluator.models import ModelError, parse_model
-from services.evaluator.results import (TABLE_NAME, ResultError, list_results, make_result,
+from services.evaluator.results import (TABLE_NAME, ResultError, list_results, make_result, write_predictions,
                                         write_result)
 from services.evaluator.runner import EvalOptions, evaluate
 from services.evaluator.suites import SuiteError, SuiteRequest, parse_suites
@@ -73,7 +73,8 @@ def _redacted(argv: list[str]) -> list[str]:
 GROUPS = {
     "model": ["model", "name", "arch", "class_names", "pretrained", "templates", "overrides", "image_size",
               "crop_pct"],
-    "suites and data": ["suites", "data_root", "out", "class_map", "limit", "seed", "ci", "storage_options"],
+    "suites and data": ["suites", "data_root", "out", "class_map", "limit", "seed", "ci", "storage_options",
+                        "predictions"],
     "imagenet-c": ["build_c_from", "c_out", "c_corruptions", "c_severities", "c_image_size", "c_workers"],
     "execution": ["batch_size", "device", "bf16", "workers", "actor_cpus", "read_threads", "ray_address"],
 }
@@ -143,14 +144,17 @@ def evaluate_main(argv: list[str] | None) -> int:
                                tuple(args.c_severities or SEVERITIES), args.limit, args.seed, args.ci, options)
     harness = HarnessConfig(batch_size=args.batch_size, device=args.device, bf16=args.bf16,
                             workers=args.workers, actor_cpus=args.actor_cpus, read_threads=args.read_threads,
-                            ray_address=args.ray_address)
+                            ray_address=args.ray_address, predictions=args.predictions)
     started = datetime.now(timezone.utc)
     suites = evaluate(spec, requests, eval_options, harness)
+    predictions = {label: s.pop("predictions", []) for label, s in suites.items()}  # not in the result JSON
     settings = {"harness": dataclasses.asdict(harness), "device": str(resolve_device(args.device)),
                 "options": {**dataclasses.asdict(eval_options), "storage_options": None},  # may hold secrets
                 "argv": _redacted(sys.argv[1:] if argv is None else argv)}
     result = make_result(spec, suites, settings, started, datetime.now(timezone.utc))
     uri = write_result(args.out, result, options)
+    if args.predictions:
+        write_predictions(args.out, result["id"], predictions, options)
     table = markdown_table(list_results(args.out, options))
     atomic_write_bytes(fs, join(out, TABLE_NAME), table.encode())
     print(json.dumps({"result": uri, "metrics": result["metrics"]}, indent=2))

@@ -37,6 +37,7 @@ class HarnessConfig:
     read_threads: int = 8         # threads fetching and decoding images (I/O bound on object stores)
     shard_size: int = 2048        # images per unit of work handed to an actor
     ray_address: str | None = None
+    predictions: bool = False     # keep (source_id, label, prediction) per image, for paired tests
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class FolderCounts:
     total: list[int]
     skipped: dict[str, int] = field(default_factory=dict)
     skipped_examples: list[dict[str, str]] = field(default_factory=list)
+    predictions: list[tuple[str, int, int]] = field(default_factory=list)  # (source_id, label, prediction)
 
     @classmethod
     def empty(cls, key: str, num_classes: int) -> "FolderCounts":
@@ -72,6 +74,7 @@ class FolderCounts:
             self.skipped[reason] = self.skipped.get(reason, 0) + n
         room = MAX_SKIPPED_EXAMPLES - len(self.skipped_examples)
         self.skipped_examples += other.skipped_examples[:max(0, room)]
+        self.predictions += other.predictions
         return self
 
 
@@ -121,6 +124,7 @@ def evaluate_task(model: LoadedModel, task: FolderTask, config: HarnessConfig,
     autocast = config.bf16 and device.type == "cuda"
     for items, decoded in _read_ahead(read, task.items, config.batch_size, config.read_threads):
         good = [(d.pixels, item.label) for item, d in zip(items, decoded) if d.pixels is not None]
+        good_ids = [item.source_id for item, d in zip(items, decoded) if d.pixels is not None]
         for item, d in zip(items, decoded):
             if d.pixels is None:
                 counts.skipped[d.error] = counts.skipped.get(d.error, 0) + 1
@@ -137,6 +141,8 @@ def evaluate_task(model: LoadedModel, task: FolderTask, config: HarnessConfig,
         predicted = target_of_logit[positions]  # folder label, or -1 for a class the folder lacks
         correct, total = class_counts(predicted, torch.tensor([y for _, y in good]), len(protocol.target_ids))
         counts.merge(FolderCounts(task.key, correct.tolist(), total.tolist()))
+        if config.predictions:
+            counts.predictions += zip(good_ids, (y for _, y in good), predicted.tolist())
     return counts
 
 

@@ -6,6 +6,7 @@ Layout under `--out`:
                                          atomically; the folder is the registry: list it, read each file
     <out>/results.md                     the paper-style table of every evaluation in <out>/results/,
                                          rewritten after each evaluation
+    <out>/results/<id>.predictions.parquet  with --predictions: suite, source_id, label, prediction per image
 
 The format is schemas.results.EvaluationResult. A result file holds `model` (what was evaluated), `suites` (per suite: top-1 %, 95% interval, number of
 images, skipped images with reasons, per-class accuracy; ImageNet-C adds top-1 per corruption and severity,
@@ -21,7 +22,7 @@ import os
 import re
 import uuid
 from datetime import datetime, timezone
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from services.evaluator.models import ModelSpec
 from services.storage import (StorageError, atomic_write_bytes, describe_storage_error, join, open_filesystem,
@@ -30,6 +31,9 @@ from services.storage import (StorageError, atomic_write_bytes, describe_storage
 from schemas.results import (  # noqa: F401 - the format, defined once for the evaluator and the control plane
     RESULT_FORMAT, RESULT_VERSION, RESULTS_DIR, TABLE_NAME, parse_evaluation,
 )
+
+
+PREDICTIONS_SUFFIX = ".predictions.parquet"
 
 
 class ResultError(ValueError):
@@ -91,6 +95,35 @@ def write_result(out_uri: str, result: Mapping[str, Any], storage_options: Mappi
     path = join(root, RESULTS_DIR, f"{result['id']}.json")
     atomic_write_bytes(fs, path, json.dumps(result, indent=2, allow_nan=False).encode())
     return to_uri(fs, path)
+
+
+def write_predictions(out_uri: str, result_id: str, predictions: Mapping[str, Sequence[tuple[str, int, int]]],
+                      storage_options: Mapping[str, Any] | None = None) -> str:
+    """Write `<out>/results/<id>.predictions.parquet` (suite, source_id, label, prediction; -1 = a class the
+    folder lacks): what a paired test between two models on the same images needs."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [(suite, *p) for suite, preds in predictions.items() for p in preds]
+    table = pa.table({"suite": [r[0] for r in rows], "source_id": [r[1] for r in rows],
+                      "label": pa.array([r[2] for r in rows], pa.int64()),
+                      "prediction": pa.array([r[3] for r in rows], pa.int64())})
+    fs, root = open_filesystem(out_uri, storage_options)
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    path = join(root, RESULTS_DIR, f"{result_id}{PREDICTIONS_SUFFIX}")
+    atomic_write_bytes(fs, path, sink.getvalue().to_pybytes())
+    return to_uri(fs, path)
+
+
+def read_predictions(result_uri: str, storage_options: Mapping[str, Any] | None = None):
+    """The predictions written next to a result JSON (a pyarrow Table), or FileNotFoundError."""
+    import pyarrow.parquet as pq
+
+    fs, path = open_filesystem(result_uri, storage_options)
+    path = path.removesuffix(".json") + PREDICTIONS_SUFFIX
+    with fs.open(path, "rb") as f:
+        return pq.read_table(f)
 
 
 def check_result(data: Any, name: str) -> dict[str, Any]:

@@ -128,7 +128,10 @@ def summarise_suite(plan: SuitePlan, counts: Mapping[str, FolderCounts], options
     if request.suite.protocol == "imagenet-c":
         return {**base, **summarise_imagenet_c(plan, counts, options)}
     task = plan.tasks[0]
-    return {**base, "metric": "top1", **summarise_counts(counts[task.key], task.protocol, options.ci_method)}
+    summary = {**base, "metric": "top1", **summarise_counts(counts[task.key], task.protocol, options.ci_method)}
+    if counts[task.key].predictions:  # kept only when asked (HarnessConfig.predictions); the job writes them apart
+        summary["predictions"] = counts[task.key].predictions
+    return summary
 
 
 def summarise_imagenet_c(plan: SuitePlan, counts: Mapping[str, FolderCounts], options: EvalOptions) -> dict[str, Any]:

@@ -24,7 +24,8 @@ from schemas.manifest import SampleSetManifest
 from services.sample_store.rows import decode_png
 from services.storage import StorageError, describe_storage_error, join, open_filesystem, storage_errors, to_uri
 
-_INDEX_COLUMNS = [ss.COL_SAMPLE_ID, ss.COL_SOURCE_ID, ss.COL_LABEL, ss.COL_KIND, ss.COL_ACCEPTED]
+_INDEX_COLUMNS = [ss.COL_SAMPLE_ID, ss.COL_SOURCE_ID, ss.COL_LABEL, ss.COL_KIND, ss.COL_ACCEPTED,
+                  ss.COL_TEACHER_PREDICTION]
 
 
 def _manifest_location(uri: str, storage_options) -> tuple[Any, str, str]:

@@ -45,15 +45,16 @@ from services.trainer.config import TrainConfig
 GROUPS = {
     "data": ["source", "samples", "out", "val", "val_fraction", "class_map", "source_format", "storage_options",
              "verify_shards"],
-    "model and objective": ["preset", "overrides", "student", "objective", "teacher_logits"],
+    "model and objective": ["preset", "overrides", "student", "objective", "teacher_logits", "adversarial_rows"],
     "recipe": ["epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "warmup_epochs", "min_lr",
-               "label_smoothing", "randaugment", "mixup", "hflip", "views", "bf16", "channels_last", "seed"],
+               "label_smoothing", "randaugment", "mixup", "hflip", "random_resized_crop", "views", "bf16",
+               "channels_last", "seed"],
     "resources": ["workers", "gpus_per_worker", "cpus_per_worker", "loader_workers", "shuffle_window", "max_failures",
                   "ray_address"],
     "reporting": ["log_every", "max_steps_per_epoch", "progress_bar"],
 }
 FLAGS = {"samples": Flag(metavar="MANIFEST_URI"), "val": Flag(metavar="URI"), "mixup": Flag(metavar="ALPHA"),
-         "randaugment": Flag(metavar="TIMM_STRING"),
+         "randaugment": Flag(metavar="TIMM_STRING"), "random_resized_crop": Flag(metavar="MIN_AREA"),
          "progress_bar": Flag("--no-progress", help="no progress bar (a bar shows only on a terminal; a line per epoch "
                                                      "is printed either way)"),
          "verify_shards": Flag("--skip-verify", negative=True,

@@ -58,7 +58,7 @@ class TrainConfig(TrainJobConfig):
 
     @property
     def augments(self) -> bool:
-        return bool(self.randaugment or self.mixup or self.hflip)
+        return bool(self.randaugment or self.mixup or self.hflip or self.random_resized_crop)
 
     @property
     def precision(self) -> str:
@@ -110,6 +110,7 @@ def _upgrade_saved(saved: Mapping[str, Any]) -> dict[str, Any]:
         saved["overrides"] = dict(parse_override_text(item) for item in saved["overrides"])
     if "precision" in saved and "bf16" not in saved:
         saved["bf16"] = saved.pop("precision") == "bf16"
+    saved.setdefault("adversarial_rows", "accepted")  # before the controls existed: Eq. 9's accepted Q(x')
     if "label_smoothing" not in saved and "distill.label_smoothing" in saved.get("overrides", {}):
         saved["label_smoothing"] = saved["overrides"].pop("distill.label_smoothing")
     return saved

@@ -17,6 +17,7 @@ from typing import Any, Callable, Sequence
 
 import fsspec
 import numpy as np
+import pyarrow.compute as pc
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -33,15 +34,33 @@ Transform = Callable[[Image.Image], torch.Tensor]
 
 # ----------------------------------------------------------------------------- pure helpers
 
-def pair_rows(kinds: Sequence[str], source_ids: Sequence[str]) -> np.ndarray:
-    """(N, 2) int64: for each clean row, (its position, the position of its adversarial row or -1).
+def pair_rows(kinds: Sequence[str], source_ids: Sequence[str], partner: str = ss.KIND_ADVERSARIAL,
+              keep: Sequence[bool] | None = None) -> np.ndarray:
+    """(N, 2) int64: for each clean row, (its position, the position of its `partner` row or -1).
 
     Feed it a reader index opened with accepted_only=True, so a rejected Q(x') is simply absent: those
     examples train on CE + KD only, as Eq. (9) asks (phi(Q(x')) = y must hold for the third term).
+    `keep` (per row) drops partner rows that fail another filter (the teacher-correct test on Q(x) rows).
     """
-    adversarial = {sid: i for i, (k, sid) in enumerate(zip(kinds, source_ids)) if k == ss.KIND_ADVERSARIAL}
-    return np.array([(i, adversarial.get(sid, -1)) for i, (k, sid) in enumerate(zip(kinds, source_ids))
+    keep = [True] * len(kinds) if keep is None else keep
+    partners = {sid: i for i, (k, sid, ok) in enumerate(zip(kinds, source_ids, keep)) if k == partner and ok}
+    return np.array([(i, partners.get(sid, -1)) for i, (k, sid) in enumerate(zip(kinds, source_ids))
                      if k == ss.KIND_CLEAN], dtype=np.int64).reshape(-1, 2)
+
+
+def partner_rows(adversarial_rows: str) -> tuple[tuple[str, ...], bool, str]:
+    """(kinds to read, accepted_only, partner kind) for the trainer's `adversarial_rows` choice.
+
+    accepted: Eq. (9), Q(x') the teacher still gets right; all: every Q(x') (control: no filter);
+    discretized: the un-attacked Q(x) under the same teacher-correct filter (control: no adversarial step).
+    """
+    if adversarial_rows == "accepted":
+        return ss.TRAINING_KINDS, True, ss.KIND_ADVERSARIAL
+    if adversarial_rows == "all":
+        return ss.TRAINING_KINDS, False, ss.KIND_ADVERSARIAL
+    if adversarial_rows == "discretized":
+        return (ss.KIND_CLEAN, ss.KIND_DISCRETIZED), False, ss.KIND_DISCRETIZED
+    raise ValueError(f"adversarial_rows must be one of accepted, all, discretized; got {adversarial_rows!r}")
 
 
 def holdout_mask(source_ids: Sequence[str], fraction: float) -> np.ndarray:
@@ -114,8 +133,10 @@ def to_uint8_tensor(img: Image.Image) -> torch.Tensor:
 
 
 def build_transform(cfg: TrainConfig, train: bool) -> Transform:
-    """View augmentations for training (RandAugment, flip; Mixup is per batch, in the step)."""
+    """View augmentations for training (random-resized crop, flip, RandAugment; Mixup is per batch, in the step)."""
     ops: list[Callable] = []
+    if train and cfg.random_resized_crop:
+        ops.append(_RandomResizedCrop(cfg.random_resized_crop))
     if train and cfg.hflip:
         ops.append(_RandomHFlip())
     if train and cfg.randaugment:
@@ -123,6 +144,20 @@ def build_transform(cfg: TrainConfig, train: bool) -> Transform:
 
         ops.append(rand_augment_transform(cfg.randaugment, {"img_mean": (124, 116, 104)}))
     return _Compose(ops)
+
+
+class _RandomResizedCrop:
+    """torchvision's RandomResizedCrop box (area share in [min_area, 1], aspect 3/4 to 4/3), resized back to
+    the image's own size: images arrive at the run's size."""
+
+    def __init__(self, min_area: float):
+        self.scale = (min_area, 1.0)
+
+    def __call__(self, img: Image.Image) -> Image.Image:
+        from torchvision.transforms import RandomResizedCrop
+
+        top, left, h, w = RandomResizedCrop.get_params(img, self.scale, (3 / 4, 4 / 3))
+        return img.resize(img.size, Image.BICUBIC, box=(left, top, left + w, top + h))
 
 
 class _RandomHFlip:
@@ -246,9 +281,15 @@ def build_datasets(cfg: TrainConfig, image_size: int | None = None) -> TrainingD
 
 
 def _from_sample_set(cfg: TrainConfig, train_tf: Transform, val_tf: Transform, fraction: float) -> TrainingData:
-    rows = SampleSetDataset(cfg.samples, transform=train_tf, storage_options=cfg.storage_options,
+    kinds, accepted_only, partner = partner_rows(cfg.adversarial_rows)
+    rows = SampleSetDataset(cfg.samples, kinds=kinds, accepted_only=accepted_only, transform=train_tf,
+                            storage_options=cfg.storage_options,
                             cache_row_groups=cfg.shuffle_window)  # holds one shuffle window of row groups
-    pairs = pair_rows(rows.index[ss.COL_KIND].to_pylist(), rows.index[ss.COL_SOURCE_ID].to_pylist())
+    index = rows.index
+    teacher_right = None
+    if partner == ss.KIND_DISCRETIZED:  # Q(x) rows carry no verdict: apply Eq. 9's test, phi(Q(x)) = y
+        teacher_right = pc.equal(index[ss.COL_TEACHER_PREDICTION], index[ss.COL_LABEL]).to_pylist()
+    pairs = pair_rows(index[ss.COL_KIND].to_pylist(), index[ss.COL_SOURCE_ID].to_pylist(), partner, teacher_right)
     source_ids = rows.index[ss.COL_SOURCE_ID].to_numpy(zero_copy_only=False)[pairs[:, 0]]
     held = holdout_mask(list(source_ids), fraction)
     train = PairedSampleDataset(rows, pairs[~held], cfg.needs_adversarial, cfg.teacher_logits == "stored")

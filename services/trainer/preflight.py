@@ -88,7 +88,7 @@ def _preflight(cfg: TrainConfig, preset: Preset, echo: Callable[[str], None]) ->
         if manifest.source.sha256 != source.fingerprint().sha256:
             plan.warnings.append(f"the source changed since the sample set was made ({manifest.source.num_items} "
                                  f"items then, {len(source.items)} now); training uses the set's clean rows")
-        if cfg.needs_adversarial and manifest.statistics.accepted == 0:
+        if cfg.needs_adversarial and cfg.adversarial_rows == "accepted" and manifest.statistics.accepted == 0:
             plan.warnings.append("the sample set has no accepted Q(x'): the adversarial term will be 0")
         if cfg.needs_teacher_model and manifest.config.preset_config.get("teacher") != _asdict(preset.teacher):
             plan.warnings.append("the online teacher differs from the one that made (and accepted) the samples")

@@ -63,6 +63,21 @@ def mean_psnr(q, images: torch.Tensor, batch_size: int = 64) -> float:
     return torch.cat(values).mean().item()
 
 
+@torch.no_grad()
+def code_usage(q, images: torch.Tensor, batch_size: int = 64) -> dict[str, float]:
+    """Share of the codebook used on `images` and the codes' perplexity (exp of the entropy of their use):
+    a Q that uses few codes discretizes coarsely whatever its PSNR."""
+    model = q.vqmodel
+    counts = torch.zeros(model.quantize.n_e)
+    for i in range(0, len(images), batch_size):
+        x = images[i:i + batch_size].float() / 255 * 2 - 1
+        *_, (_, _, indices) = model.encode(x)
+        counts += torch.bincount(indices.flatten().cpu(), minlength=len(counts)).float()
+    p = counts / counts.sum()
+    entropy = -(p[p > 0] * p[p > 0].log()).sum()
+    return {"used": float((counts > 0).float().mean()), "perplexity": float(entropy.exp()), "codebook_size": len(counts)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -110,11 +125,13 @@ def main(argv: list[str] | None = None) -> int:
     report = {"source": args.source, "config": args.vq_config, "image_size": args.image_size, "epochs": args.epochs,
               "train_images": len(images), "skipped": dict(skipped), "train_seconds": time.time() - t0,
               "psnr_db": {"train": mean_psnr(q, images)},
-              "mean_image_psnr_db": {"train": mean_psnr(lambda x: mean_image.expand_as(x), images)}}
+              "mean_image_psnr_db": {"train": mean_psnr(lambda x: mean_image.expand_as(x), images)},
+              "code_usage": {"train": code_usage(q, images)}}
     for name, uri in evals.items():
         held_out = load_images(uri, args.image_size)[0]
         report["psnr_db"][name] = mean_psnr(q, held_out)
         report["mean_image_psnr_db"][name] = mean_psnr(lambda x: mean_image.expand_as(x), held_out)
+        report["code_usage"][name] = code_usage(q, held_out)
     buf = io.BytesIO()
     torch.save({"state_dict": q.vqmodel.state_dict()}, buf)
     atomic_write_bytes(fs, join(out, "vq.ckpt"), buf.getvalue())

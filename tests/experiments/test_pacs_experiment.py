@@ -8,6 +8,8 @@ import sqlite3
 import subprocess
 import sys
 
+import pytest
+
 from experiments.pacs import main
 from experiments.report import attack_summary
 from experiments.splits import materialise_splits, split_of
@@ -41,24 +43,45 @@ def test_experiment_runs_every_stage_and_reports(tmp_path):
     for domain, drawn in (("photo", "photo"), ("art_painting", "sketch"), ("cartoon", "sketch")):
         shutil.copytree(src / drawn / "all", pacs / domain)
     out = tmp_path / "out"
-    args = ["--pacs", str(pacs), "--out", str(out), "--image-size", "32", "--objectives", "ce,dad",
-            "--epochs", "1", "--teacher-epochs", "1", "--vq-epochs", "1", "--batch-size", "16",
-            "--student", "test_resnet", "--teacher-arch", "test_resnet"]
+    args = ["--pacs", str(pacs), "--out", str(out), "--image-size", "32", "--variants", "kd,dad",
+            "--seeds", "1", "--grid", "l2:0.1,linf:0.03", "--epochs", "1", "--grid-epochs", "1", "--vq-epochs", "1",
+            "--batch-size", "16", "--student", "test_resnet", "--teacher-arch", "test_resnet", "--vq-config", "demo-vq",
+            "--threads", "1"]
     assert main(args) == 0
     report = json.loads((out / "report.json").read_text())
-    assert set(report["table"]) == {"teacher", "ce", "dad"}
+    assert set(report["table"]) == {"teacher", "kd", "dad"} and len(report["table"]["dad"]["photo"]) == 1
     assert set(report["table"]["dad"]) >= {"photo", "art_painting", "cartoon", "shift_avg"}
-    assert 0 <= report["acceptance_rate"] <= 1 and set(report["vq_psnr_db"]) >= {"photo", "cartoon"}
-    assert (report["attack"]["norm"], report["attack"]["epsilon"], report["attack"]["random_start"]) == ("l2", 0.1, 0.8)
-    assert "l2 ball of radius 0.1" in (out / "report.md").read_text()
-    assert {"train pacs-teacher", "vq", "generate", "train pacs-dad-s0"} <= set(report["timings_s"])
-    for name in ("report.md", "results_bar.png", "samples_grid.png"):
+    # the grid: one sample set and one val-scored DAD student per point; the best val point made the students' set
+    grid = report["grid"]
+    assert [(p["norm"], p["step_size"]) for p in grid] == [("l2", 0.1), ("linf", 0.03)]
+    best = max(grid, key=lambda p: p["photo_val_top1"])
+    assert (report["attack"]["norm"], report["attack"]["step_size"], report["attack"]["epsilon"]) == \
+        (best["norm"], best["step_size"], best["step_size"])
+    assert grid[1]["l2_size"] == pytest.approx(0.03 * (3 * 32 * 32) ** 0.5)
+    # paired tests: DAD - KD on every domain and the shift average, with an interval around the difference
+    dad_kd = report["paired_tests"]["dad - kd"]
+    assert set(dad_kd) == {"photo", "art_painting", "cartoon", "shift avg"}
+    for r in dad_kd.values():
+        assert r["ci95"][0] <= r["difference"] <= r["ci95"][1] and 0 < r["p_value"] <= 1 and r["seeds"] == 1
+    assert set(report["teacher_val"]) == {"photo", "art_painting", "cartoon"}
+    assert set(report["vq_code_usage"]) >= {"photo", "cartoon"}
+    md = (out / "report.md").read_text()
+    assert "`dad` − `kd`" in md and "## What this shows" in md and "Teacher beats every student" in md
+    for name in ("report.md", "results_bar.png", "samples_grid.png", "attack_grid.png"):
         assert (out / name).stat().st_size > 0
-    # a re-run skips every finished stage
+    # a re-run reuses every stage (same configurations)
     assert main(args) == 0
+    assert all(t["reused"] for t in json.loads((out / "report.json").read_text())["timings"].values())
     # and the control plane's catalog lists the experiment's runs and results
     subprocess.run([sys.executable, "-m", "services.api.catalog", "rebuild", "--store", str(out / "store"),
                     "--database", f"sqlite:///{tmp_path / 'c.db'}"], check=True)
     db = sqlite3.connect(tmp_path / "c.db")
-    assert db.execute("select count(*) from runs").fetchone()[0] == 6  # teacher, 2 students, 3 evaluations
-    assert db.execute("select count(*) from results").fetchone()[0] == 9  # 3 models x 3 domains
+    assert db.execute("select count(*) from runs").fetchone()[0] == 1 + 2 + 4 + 1  # teacher, students, evals, report
+    assert (out / "store" / "runs" / "pacs-report" / "report.md").read_text() == md
+    assert db.execute("select count(*) from results").fetchone()[0] == 3 * 3 + 3  # test x 3 domains, teacher val
+
+
+def test_a_bad_grid_or_attack_is_refused_naming_it(capsys):
+    with pytest.raises(SystemExit):
+        main(["--pacs", "x", "--grid", "l3:0.1"])
+    assert "NORM:STEP" in capsys.readouterr().err

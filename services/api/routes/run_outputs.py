@@ -25,8 +25,15 @@ RUN_FILES: dict[str, str] = {
     "metrics.jsonl": "application/x-ndjson",   # one JSON record per logged step / epoch
     "train_config.json": "application/json",   # the resolved training config
     "run.json": "application/json",            # what was submitted (the control plane's record)
+    # an experiment's report run (experiments.pacs): its findings, tables and figures
+    "report.md": "text/markdown",
+    "report.json": "application/json",
+    "results_bar.png": "image/png",
+    "attack_grid.png": "image/png",
+    "samples_grid.png": "image/png",
 }
-RunFileName = Literal["model.pth", "model.json", "metrics.jsonl", "train_config.json", "run.json"]
+RunFileName = Literal["model.pth", "model.json", "metrics.jsonl", "train_config.json", "run.json", "report.md",
+                      "report.json", "results_bar.png", "attack_grid.png", "samples_grid.png"]
 _CHUNK = 1 << 20
 
 

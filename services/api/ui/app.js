@@ -316,13 +316,19 @@ function trainCharts(metrics) {
 }
 
 function downloadsPanel(r) {
+  const report = r.config && r.config.report;  // an experiment's report run (experiments.pacs)
   const files = r.kind === "train" ? [["model.pth", "model weights (timm state_dict)"], ["model.json", "what the model is"],
                                       ["metrics.jsonl", "metrics"], ["train_config.json", "resolved config"], ["run.json", "submission"]]
+              : report ? [["report.md", "the report: tables, paired tests, findings"], ["report.json", "every number"],
+                          ["run.json", "submission"]]
                                    : [["run.json", "submission"]];
   return h("div", { class: "panel", id: "downloads" }, h("h2", {}, "Downloads"),
     h("ul", { class: "downloads" }, files.map(([name, what]) => h("li", {},
       h("a", { href: `/runs/${encodeURIComponent(r.id)}/files/${name}`, download: "", "data-file": name }, name), ` – ${what}`))),
-    r.kind === "train" ? h("a", { href: `#/compare?runs=${encodeURIComponent(r.id)}` }, "compare with other runs →") : null);
+    r.kind === "train" ? h("a", { href: `#/compare?runs=${encodeURIComponent(r.id)}` }, "compare with other runs →") : null,
+    report ? h("div", { class: "figures", id: "report-figures" }, ["results_bar.png", "attack_grid.png", "samples_grid.png"]
+      .map((name) => h("img", { src: `/runs/${encodeURIComponent(r.id)}/files/${name}`, alt: name, "data-figure": name,
+                                onerror: (e) => e.target.remove() }))) : null);
 }
 
 function progressPanel(p) {

@@ -319,3 +319,32 @@ def test_sample_browser_full_size_view_sort_and_search(live_server):
         wait_rendered(page, "kind=clean")
         assert page.locator("#filters select[name=accepted]").is_disabled()
         assert page.locator("#samples .tile").count() == 12
+
+
+@needs_chromium
+def test_an_experiment_report_run_shows_its_report_and_figures(live_server, store):
+    """experiments.pacs records its report as a run (pacs-report): the page links report.md and shows the figures."""
+    from PIL import Image
+
+    from services.api.store import Store, record_finished_run
+
+    url, app = live_server["url"], live_server["app"]
+    folder = store / "runs" / "pacs-report"
+    folder.mkdir(parents=True)
+    (folder / "report.md").write_text("# PACS experiment\n| `dad` − `kd` | +1.0 |\n")
+    Image.new("RGB", (40, 20), "red").save(folder / "results_bar.png")  # no attack_grid.png: that one is left out
+    record_finished_run(Store(str(store)), "pacs-report", "eval", ["python", "-m", "experiments.pacs"],
+                        {"experiment": "pacs", "report": True})
+    from services.api.catalog.ingest import rebuild
+
+    with app.state.sync.sessions() as session:  # what `make catalog-rebuild` does
+        rebuild(session, app.state.store)
+    with browser_page() as page:
+        page.goto(f"{url}/ui/#/runs/pacs-report")
+        page.wait_for_selector("#downloads a[data-file='report.md']")
+        href = page.locator("#downloads a[data-file='report.md']").get_attribute("href")
+        r = httpx.get(url + href, headers=live_server["headers"])
+        assert r.text.startswith("# PACS experiment") and r.headers["content-type"].startswith("text/markdown")
+        page.wait_for_function("() => { const i = document.querySelector(\"img[data-figure='results_bar.png']\");"
+                               " return i && i.complete && i.naturalWidth === 40; }")
+        page.wait_for_function("() => !document.querySelector(\"img[data-figure='attack_grid.png']\")")

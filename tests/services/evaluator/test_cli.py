@@ -69,6 +69,24 @@ def test_imagefolder_classes_map_through_a_class_map(data_root, three_class_chec
     assert main(args + ["--class-map", str(class_map)]) == 0
     suite = _only_result(out)["suites"]["cartoon"]
     assert suite["num_images"] == 6 and sorted(suite["per_class"]) == ["cat", "dog", "horse"]
+    assert not list((out / "results").glob("*.parquet")) and "predictions" not in suite
+
+
+def test_predictions_name_each_image_and_agree_with_the_counts(data_root, three_class_checkpoint, tmp_path):
+    """--predictions: one row per scored image (what a paired test between two models needs)."""
+    from services.evaluator.results import read_predictions
+
+    names = tmp_path / "names.json"
+    names.write_text(json.dumps(["dog", "cat", "horse"]))
+    out = tmp_path / "out"
+    assert main(["--model", str(three_class_checkpoint), "--arch", "test_resnet", "--class-names", str(names),
+                 "--image-size", "32", "--suites", f"cartoon=imagefolder:{data_root / 'cartoon'}", "--out", str(out),
+                 "--predictions", "--batch-size", "4"]) == 0
+    result = _only_result(out)
+    table = read_predictions(str(next((out / "results").glob("*.json")))).to_pylist()
+    assert len(table) == 6 and len({r["source_id"] for r in table}) == 6 and {r["suite"] for r in table} == {"cartoon"}
+    assert sum(r["label"] == r["prediction"] for r in table) == result["suites"]["cartoon"]["correct"]
+    assert "predictions" not in result["suites"]["cartoon"]
 
 
 @pytest.mark.parametrize("case, message", [

@@ -75,3 +75,48 @@ def test_without_a_sample_set_images_come_from_the_source(train_config):
     data = build_datasets(train_config(objective="ce", samples=None))
     ex = data.train[0]
     assert ex["image"].shape == (3, 32, 32) and "teacher_logits" not in ex and "has_adv" not in ex
+
+
+def test_pair_rows_pairs_a_partner_kind_under_a_filter():
+    """The controls: Q(x) rows as partners (no attack), kept only where the teacher is right on them."""
+    kinds = ["clean", "discretized", "clean", "discretized", "clean"]
+    ids = ["a", "a", "b", "b", "c"]
+    assert pair_rows(kinds, ids, partner="discretized").tolist() == [[0, 1], [2, 3], [4, -1]]
+    assert pair_rows(kinds, ids, "discretized", keep=[True, False, True, True, True]).tolist() == [[0, -1], [2, 3], [4, -1]]
+
+
+@pytest.mark.parametrize("rows", ["all", "discretized"])
+def test_control_rows_pair_each_x_with_the_chosen_partner(train_config, sample_set, rows):
+    """adversarial_rows=all: every Q(x') (rejected ones too); discretized: Q(x) where the teacher is right on it."""
+    from services.sample_store import open_sample_set
+
+    data = build_datasets(train_config(adversarial_rows=rows, val_fraction=0.0))
+    stored = open_sample_set(sample_set.manifest, kinds=("clean", "discretized", "adversarial"), accepted_only=False)
+    by_id = {(stored[i]["source_id"], stored[i]["kind"]): stored[i] for i in range(len(stored))}
+    kind = "adversarial" if rows == "all" else "discretized"
+    expected = 0
+    for k in range(len(data.train)):
+        ex = data.train[k]
+        sid = data.train.rows.index["source_id"][int(data.train.pairs[k, 0])].as_py()
+        partner = by_id[(sid, kind)]
+        wanted = True if rows == "all" else partner["teacher_prediction"] == partner["label"]
+        assert ex["has_adv"] == wanted
+        if wanted:
+            expected += 1
+            assert torch.equal(ex["adv_teacher_logits"], partner["teacher_logits"])
+            assert torch.equal(ex["adv_image"].float() / 255, partner["image"])
+    assert data.num_unpaired == len(data.train) - expected
+
+
+def test_random_resized_crop_keeps_the_size_and_changes_the_view(train_config):
+    from PIL import Image
+
+    from services.trainer.data import build_transform
+
+    tf = build_transform(train_config(objective="ce", samples=None, random_resized_crop=0.2), train=True)
+    img = Image.fromarray(np.arange(32 * 32 * 3, dtype=np.uint8).reshape(32, 32, 3))
+    views = [tf(img) for _ in range(4)]
+    assert all(v.shape == (3, 32, 32) and v.dtype == torch.uint8 for v in views)
+    assert any(not torch.equal(views[0], v) for v in views[1:])
+    assert torch.equal(build_transform(train_config(objective="ce", samples=None), train=True)(img),
+                       torch.from_numpy(np.array(img)).permute(2, 0, 1))

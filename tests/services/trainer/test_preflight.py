@@ -128,3 +128,13 @@ def test_skip_verify_trusts_the_manifest(train_config, sample_set, set_copy):
     with pytest.raises(TrainInputError, match="corrupt"):
         preflight(train_config(samples=str(set_copy / "manifest.json")), echo=lines.append)
     assert lines and lines[0].startswith("verifying")
+
+
+def test_stored_logits_with_random_resized_crop_is_refused(sample_set, tmp_path, no_training, capsys):
+    assert cli(sample_set, tmp_path, "--random-resized-crop", "0.35") == 2
+    assert "--random-resized-crop: must be off with stored teacher logits" in capsys.readouterr().err
+
+
+def test_control_rows_need_an_objective_that_trains_on_q(sample_set, tmp_path, no_training, capsys):
+    assert cli(sample_set, tmp_path, "--objective", "kd", "--adversarial-rows", "all") == 2
+    assert "--adversarial-rows: must be 'accepted' for objective 'kd'" in capsys.readouterr().err

@@ -53,6 +53,26 @@ def test_report_gives_the_training_mean_images_psnr_as_the_baseline(tmp_path):
     assert report["mean_image_psnr_db"]["val"] == pytest.approx(expected, abs=1e-3)
 
 
+def test_report_gives_codebook_usage_per_set(tmp_path):
+    """Share of codes used and their perplexity, counted from Q's own code indices on each set."""
+    from services.vq_trainer.cli import code_usage
+
+    src = _image_folder(tmp_path / "train")
+    val = _image_folder(tmp_path / "val", n=2)
+    out = tmp_path / "vq"
+    assert main(["--source", str(src), "--out", str(out), "--image-size", "32", "--epochs", "1", "--batch-size", "4",
+                 "--eval", f"val={val}", "--codebook-init", "data"]) == 0
+    usage = json.loads((out / "report.json").read_text())["code_usage"]
+    assert set(usage) == {"train", "val"} and usage["val"]["codebook_size"] == 64
+    q = create_discretizer(DiscretizerConfig(config=str(out / "config.yaml"), checkpoint=str(out / "vq.ckpt")))
+    images = load_images(str(val), 32, progress=False)[0]
+    *_, (_, _, idx) = q.vqmodel.encode(images.float() / 255 * 2 - 1)
+    assert usage["val"]["used"] == pytest.approx(len(idx.unique()) / 64)
+    assert 1 <= usage["val"]["perplexity"] <= len(idx.unique())
+    one = code_usage(q, images[:1])  # one image uses fewer codes than two
+    assert one["used"] <= usage["val"]["used"] and one["codebook_size"] == 64
+
+
 def test_bad_image_size_is_rejected_before_training(tmp_path):
     src = _image_folder(tmp_path / "train", n=1)
     with pytest.raises(SystemExit, match="multiple of 4"):

@@ -1,0 +1,38 @@
+"""Stages keyed by their configuration: reused only when the whole configuration matches."""
+import json
+
+import pytest
+
+from experiments.stages import StageRunner, config_key
+
+
+
+def test_same_configuration_is_reused_and_another_one_runs_again(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr("subprocess.run", lambda cmd, **kw: calls.append(cmd))
+    runner = StageRunner(tmp_path / "stages", log=lambda *_: None)
+    first = runner.run("samples", tmp_path / "sets", {"attack": ["l2", 0.1]}, lambda out: ["svc", str(out)])
+    again = runner.run("samples", tmp_path / "sets", {"attack": ["l2", 0.1]}, lambda out: ["svc", str(out)])
+    other = runner.run("samples", tmp_path / "sets", {"attack": ["l2", 1.1]}, lambda out: ["svc", str(out)])
+    assert len(calls) == 2 and calls[0][-1] == str(first.out) and calls[1][-1] == str(other.out)
+    assert again.reused and again.out == first.out and other.out != first.out and not other.reused
+    assert first.out.name == f"samples-{config_key('samples', {'attack': ['l2', 0.1]})}"
+    record = json.loads((tmp_path / "stages" / f"{first.out.name}.json").read_text())
+    assert record["finished"] and record["config"] == {"attack": ["l2", 0.1]}
+    assert set(runner.timings()) == {first.out.name, other.out.name}
+
+
+def test_a_failed_stage_is_not_marked_finished_and_runs_again(tmp_path):
+    runner = StageRunner(tmp_path / "stages", log=lambda *_: None)
+    fail = lambda out: ["json.tool", str(tmp_path / "missing.json")]  # noqa: E731 - exits 1
+    with pytest.raises(Exception):
+        runner.run("x", tmp_path, {"a": 1}, fail)
+    record = next((tmp_path / "stages").glob("x-*.json"))
+    assert not json.loads(record.read_text()).get("finished")
+    (tmp_path / "missing.json").write_text("{}")
+    assert not runner.run("x", tmp_path, {"a": 1}, fail).reused
+
+
+def test_key_depends_on_every_field_and_not_on_order():
+    assert config_key("s", {"a": 1, "b": [1, 2]}) == config_key("s", {"b": [1, 2], "a": 1})
+    assert config_key("s", {"a": 1}) != config_key("s", {"a": 1.5}) != config_key("t", {"a": 1})
