@@ -125,3 +125,14 @@ def test_a_partner_without_stored_views_trains_as_stored(train_config, views_sam
     ex, stored = only_clean[(k, 1)], rows[int(only_clean.pairs[k, 1])]
     assert ex["view"] == 1 and torch.equal(ex["adv_teacher_logits"], stored["teacher_logits"])
     assert torch.equal(ex["adv_image"], stored["image"])
+
+
+def test_q_of_x_partners_of_the_no_attack_control_train_as_stored(train_config, views_sample_set):
+    data = build_datasets(train_config(samples=views_sample_set.manifest, objective="dad",
+                                       adversarial_rows="discretized"))
+    assert isinstance(data.train, StoredViewsDataset)
+    k = next(k for k in range(len(data.train)) if data.train.pairs[k, 1] >= 0)
+    a = int(data.train.pairs[k, 1])
+    ex, stored = data.train[(k, 1)], data.train.rows[a]
+    assert stored["kind"] == "discretized" and not data.train.partner_views[k]
+    assert torch.equal(ex["adv_teacher_logits"], stored["teacher_logits"]) and ex["view"] == 1
