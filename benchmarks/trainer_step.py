@@ -202,7 +202,7 @@ def views_set(folder: str, n: int, image_size: int, num_classes: int, k: int) ->
 
     import numpy as np
 
-    from dad_core.views import ViewConfig, draw_views
+    from dad_core.views import INTERPOLATION, ViewConfig, draw_views
     from schemas import sample_store as ss
     from schemas.manifest import (
         CodeVersion, ModelInfo, SampleSetConfig, SampleSetPlan, SourceFingerprint, Statistics, ViewsInfo,
@@ -232,7 +232,7 @@ def views_set(folder: str, n: int, image_size: int, num_classes: int, k: int) ->
     store.commit_shard(0, 0, n, build_rows(fp, [batch]), Statistics(seen=n, clean=n, accepted=n), {}, fp, "c" * 64,
                        "c" * 64, "bench")
     model = ModelInfo(kind="bench", name="random", weights=None, checksum="c" * 64)
-    info = ViewsInfo(count=k, scale=[0.08, 1.0], ratio=[0.75, 4 / 3], flip=True, interpolation="bilinear",
+    info = ViewsInfo(count=k, scale=[0.08, 1.0], ratio=[0.75, 4 / 3], flip=True, interpolation=INTERPOLATION,
                      source_size=s, top_k=None, kinds=[ss.KIND_CLEAN, ss.KIND_ADVERSARIAL])
     config = SampleSetConfig(preset="bench", preset_config={}, fingerprint=fp, teacher=model, discretizer=model,
                              attack={}, seed=0, image_size=s, shard_size=n, batch_size=n,

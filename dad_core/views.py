@@ -24,7 +24,8 @@ from schemas.sample_store import VIEWS_AUTO_FULL_LOGITS, VIEWS_AUTO_TOP_K
 
 DEFAULT_SCALE = (0.08, 1.0)          # RandomResizedCrop's defaults (torchvision, timm)
 DEFAULT_RATIO = (3 / 4, 4 / 3)
-INTERPOLATION = "bilinear"           # torchvision's RandomResizedCrop default; PIL antialiases when shrinking
+INTERPOLATION = "bicubic"            # as the source decode's resize and the trainer's online random_resized_crop
+_FILTERS = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC}  # PIL antialiases both when shrinking
 
 
 @dataclass(frozen=True)
@@ -94,25 +95,28 @@ def draw_views(config: ViewConfig, seed: int, key: str, height: int, width: int)
     return views
 
 
-def render_view(pixels: np.ndarray, view: View, size: int) -> np.ndarray:
-    """(H, W, 3) uint8 -> (size, size, 3) uint8: the view's box resized to size x size (bilinear), flipped.
+def render_view(pixels: np.ndarray, view: View, size: int, interpolation: str = INTERPOLATION) -> np.ndarray:
+    """(H, W, 3) uint8 -> (size, size, 3) uint8: the view's box resized to size x size, then flipped.
 
     The one definition of a view's pixels: the teacher's stored logits are computed on its output, and the
-    trainer rebuilds the student's input with it, so both see the same bytes.
+    trainer rebuilds the student's input with it (passing the interpolation the set records), so both see
+    the same bytes.
     """
+    if interpolation not in _FILTERS:
+        raise ValueError(f"interpolation must be one of {sorted(_FILTERS)}, got {interpolation!r}")
     img = Image.fromarray(np.ascontiguousarray(pixels), "RGB")
     box = (view.left, view.top, view.left + view.width, view.top + view.height)
-    img = img.resize((size, size), Image.BILINEAR, box=box)
+    img = img.resize((size, size), _FILTERS[interpolation], box=box)
     if view.flip:
         img = img.transpose(Image.FLIP_LEFT_RIGHT)
     return np.asarray(img, dtype=np.uint8).copy()
 
 
-def render_views(pixels: np.ndarray, views: list[View], size: int) -> np.ndarray:
+def render_views(pixels: np.ndarray, views: list[View], size: int, interpolation: str = INTERPOLATION) -> np.ndarray:
     """(K, size, size, 3) uint8: every view of one image."""
     if not views:
         return np.zeros((0, size, size, 3), np.uint8)
-    return np.stack([render_view(pixels, v, size) for v in views])
+    return np.stack([render_view(pixels, v, size, interpolation) for v in views])
 
 
 def stored_top_k(count: int, num_classes: int, top_k: int | None) -> int | None:

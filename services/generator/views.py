@@ -55,7 +55,7 @@ def teacher_views(teacher: torch.nn.Module, images: np.ndarray, source_ids: Sequ
         views = draw_views(job.config, job.seed, ss.sample_id(job.set_fingerprint, source_id, kind),
                            images.shape[1], images.shape[2])
         boxes[i] = [v.as_tuple() for v in views]
-        pixels[i * k:(i + 1) * k] = render_views(images[i], views, job.image_size)
+        pixels[i * k:(i + 1) * k] = render_views(images[i], views, job.image_size, job.info.interpolation)
     logits = []
     for start in range(0, len(pixels), batch_size):  # the uint8 view / 255, as the trainer feeds the student
         x = torch.from_numpy(pixels[start:start + batch_size]).to(device).permute(0, 3, 1, 2).float().div_(255)

@@ -183,7 +183,7 @@ class SampleSetDataset(Dataset):
         source = rec.get(ss.COL_VIEW_IMAGE) or rec[ss.COL_IMAGE]
         top, left, height, width, flip = boxes[v]
         pixels = render_view(decode_png(source["bytes"]), View(top, left, height, width, bool(flip)),
-                             self.manifest.config.image_size)
+                             self.manifest.config.image_size, self.manifest.config.views.interpolation)
         classes = rec.get(ss.COL_VIEW_CLASSES)
         logits = expand_logits(np.asarray([rec[ss.COL_VIEW_LOGITS][v]], dtype=np.float16),
                                None if classes is None else np.asarray([classes[v]]), len(self.class_names))[0]

@@ -33,6 +33,10 @@ def test_render_is_the_crop_resized_and_flipped():
     np.testing.assert_array_equal(flipped, pixels[4:12, 2:10][:, ::-1])
     assert render_views(pixels, [View(0, 0, 4, 4, False)] * 3, 8).shape == (3, 8, 8, 3)
     assert render_view(pixels, View(1, 1, 5, 7, False), 8).dtype == np.uint8
+    box = View(1, 1, 5, 7, False)
+    assert not np.array_equal(render_view(pixels, box, 8, "bilinear"), render_view(pixels, box, 8, "bicubic"))
+    with pytest.raises(ValueError, match="interpolation"):
+        render_view(pixels, box, 8, "nearest")
 
 
 def test_full_logits_round_trip_exactly():
