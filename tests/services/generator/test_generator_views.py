@@ -119,3 +119,21 @@ def test_the_set_fingerprint_and_manifest_record_the_views(tiny_image_folder, tm
     info = build_plan(views, {"teacher": "t", "discretizer": "d"}).config.views
     assert (info.count, info.top_k, info.source_size, info.kinds) == (4, 2, 32, ["clean"])
     assert build_plan(plain, {"teacher": "t", "discretizer": "d"}).config.views is None
+
+
+def test_read_tasks_decode_the_larger_copy_views_are_cut_from(tiny_image_folder):
+    import dataclasses
+
+    from services.generator.tasks import read_shard
+    from services.source import ReadSpec, list_source
+    from services.source.decode import decode_image
+
+    listing = list_source(str(tiny_image_folder))
+    spec = dataclasses.replace(ReadSpec.for_listing(listing, 32), view_image_size=48)
+    *batches, report = read_shard(spec, 0, listing.items[:5], 4)
+    assert [b.view_images.shape for b in batches] == [(4, 48, 48, 3), (1, 48, 48, 3)] and report.seen == 5
+    expected = decode_image(open(listing.items[0].path, "rb").read(), 48).pixels
+    np.testing.assert_array_equal(batches[0].view_images[0], expected)
+    assert batches[0].images.shape == (4, 32, 32, 3)
+    plain, _ = read_shard(ReadSpec.for_listing(listing, 32), 0, listing.items[:2], 4)
+    assert plain.view_images is None

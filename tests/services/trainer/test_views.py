@@ -21,6 +21,8 @@ def test_rebuilt_views_give_the_stored_logits_when_the_teacher_is_run_again(view
     preset = get_preset("tiny")
     teacher = create_teacher(preset.teacher, CLASSES)
     assert rows.num_views == 2
+    clean = rows.record(0)
+    assert clean["kind"] == "clean" and clean["view_image"] is not None  # cut from the stored 40 px copy
     for i in range(0, len(rows), 5):
         for v in range(2):
             view = rows.view(i, v)
