@@ -6,8 +6,8 @@ PIP    := $(VENV)/bin/pip
 # Tests never download: open_clip/timm/HF hub lookups fail fast instead of retrying for a minute.
 export HF_HUB_OFFLINE := 1
 
-.PHONY: help install system-deps lock test test-all demo bench bench-generator bench-generator-gpu bench-trainer bench-trainer-gpu bench-views \
-        evaluate eval-table fuzz-api serve catalog-rebuild experiment-pacs image image-cpu deploy-check deploy-test clean
+.PHONY: help install system-deps lock test test-all demo bench bench-generator bench-generator-gpu bench-trainer bench-trainer-gpu \
+        bench-views evaluate eval-table fuzz-api serve catalog-rebuild experiment-pacs image image-cpu deploy-check deploy-test clean
 STORE ?= out/store
 IMAGE ?= dad:0.1.0
 
@@ -58,16 +58,16 @@ bench-generator:  ## generator samples/s and its overhead over a bare in-process
 bench-generator-gpu:  ## the same with paper-size models (random weights) on a GPU machine
 	$(PY) benchmarks/generator_overhead.py --source $(BENCH_SOURCE) --limit 1024 --preset paper --set teacher.pretrained=null --batch-size 64
 
+BENCH_VIEWS ?= 4
 bench-trainer:  ## step time of dad (stored / online logits) and dat vs ce, and stored views vs online augmentation, as ratios (CPU, resnet18 at 64 px)
 	$(PY) benchmarks/trainer_step.py --student resnet18 --image-size 64 --batch-size 32 --steps 20 --warmup 5 --views $(BENCH_VIEWS) --json benchmarks/results/trainer_step.json
-
-BENCH_VIEWS ?= 4
-bench-views:  ## generator cost of stored views: ms and bytes per sample for K = 0, 4, 8 views, as ratios (tiny preset, CPU)
-	$(PY) benchmarks/views_generation.py --views 0,4,8 --limit 128 --json benchmarks/results/views_generation.json
 
 bench-trainer-gpu:  ## the same on a GPU: resnet50 at 224 px, bf16, channels_last, random-init ViT-L/14 online teacher
 	$(PY) benchmarks/trainer_step.py --student resnet50 --image-size 224 --batch-size 128 --device cuda --bf16 --channels-last \
 	  --preset paper --set teacher.pretrained=null --set teacher.templates=simple --views $(BENCH_VIEWS) --json benchmarks/results/trainer_step_gpu.json
+
+bench-views:  ## generator cost of stored views: ms and bytes per sample for K = 0, 4, 8 views, as ratios (tiny preset, CPU)
+	$(PY) benchmarks/views_generation.py --views 0,4,8 --limit 128 --json benchmarks/results/views_generation.json
 
 evaluate:  ## score a model on robustness suites: make evaluate MODEL=out/store/runs/r1 SUITES=imagenet-val,imagenet-a DATA=/data OUT=out/eval
 	$(PY) -m services.evaluator --model $(MODEL) --suites $(SUITES) --data-root $(DATA) --out $(OUT)
