@@ -17,7 +17,7 @@ Views (format v3, optional: `--views K` of the generator; see `dad_core.views`):
 views of its image -- a random-resized-crop box and a flip each, drawn from the set's seed and the row's
 sample_id -- with the teacher's logits on each view's exact pixels, so a student trains on augmented views
 with no teacher in memory (FKD, Shen & Xing 2022). The box is in pixels of the image the views are cut from:
-`view_image` when the set stores a larger copy of the clean image for cropping (`views.image_size` in the
+`view_image` when the set stores a larger copy of the clean image for cropping (`views.source_size` in the
 manifest), else the row's own `image`. Rows without views hold nulls in the view columns.
 
 Format versions (the manifest's `format_version`, also `dad_format` in each shard's schema metadata):
