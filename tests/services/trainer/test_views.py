@@ -32,7 +32,7 @@ def test_rebuilt_views_give_the_stored_logits_when_the_teacher_is_run_again(view
 
 
 def test_epoch_e_shows_view_e_mod_k_of_every_image_and_its_partner(train_config, views_sample_set):
-    cfg = train_config(samples=views_sample_set.manifest, objective="dad")
+    cfg = train_config(samples=views_sample_set.manifest, objective="dad", loader_workers=2)  # persistent workers
     data = build_datasets(cfg)
     assert isinstance(data.train, StoredViewsDataset) and data.train.num_views == 2
     rows = data.train.rows
@@ -55,9 +55,10 @@ def test_epoch_e_shows_view_e_mod_k_of_every_image_and_its_partner(train_config,
                 np.testing.assert_array_equal(
                     ex["adv_teacher_logits"].numpy(),
                     np.asarray(rows.record(a)["view_logits"][epoch % 2], np.float16).astype(np.float32))
-        batch = next(iter(loader))  # through the DataLoader: the epoch reaches the dataset with each index
+        batches = list(loader)  # through persistent DataLoader workers: the epoch travels with each index
         first = data.train[order[0]]
-        assert torch.equal(batch.images[0], first["image"]) and torch.equal(batch.teacher_logits[0], first["teacher_logits"])
+        assert torch.equal(batches[0].images[0], first["image"])
+        assert torch.equal(batches[0].teacher_logits[0], first["teacher_logits"])
     assert seen_adv > 0
     assert not torch.equal(data.train[(0, 0)]["image"], data.train[(0, 1)]["image"])  # two different views
 
