@@ -262,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=2e-3, help="students' AdamW peak learning rate (default: 2e-3)")
     p.add_argument("--batch-size", type=int, default=64, help="students' batch (default: 64)")
     p.add_argument("--vq-config", default="pacs-vq", help="taming config of Q (default: pacs-vq)")
-    p.add_argument("--vq-epochs", type=int, default=12, help="Q's epochs (default: 12)")
+    p.add_argument("--vq-epochs", type=int, default=6, help="Q's epochs (default: 6)")
     p.add_argument("--vq-lr", type=float, default=2e-3, help="Q's Adam learning rate (default: 2e-3)")
     p.add_argument("--attack-random-start", type=float, default=0.8,
                    help="probability of a random start per sample (App. C: 0.8)")
