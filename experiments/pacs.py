@@ -144,13 +144,14 @@ class Experiment:
                       f"attack.random_start={self.args.attack_random_start}"]
         return [x for item in items for x in ("--set", item)]
 
-    def generate(self, teacher: Path, vq: Path, photo_train: Path, attack: tuple[str, float]) -> Path:
+    def generate(self, teacher: Path, vq: Path, photo_train: Path, attack: tuple[str, float],
+                 extra: tuple[str, ...] = ()) -> Path:
         sets = self.model_sets(teacher, vq, attack)
-        config = {"source": str(photo_train), "sets": sets, "seed": 0}
+        config = {"source": str(photo_train), "sets": sets, "seed": 0} | ({"extra": list(extra)} if extra else {})
 
         def command(out: Path) -> list[str]:
             return ["services.generator", "--source", str(photo_train), "--out", str(out.parent), "--name", out.name,
-                    "--preset", "tiny", *sets, "--shard-size", "128", "--batch-size", "32", "--no-progress"]
+                    "--preset", "tiny", *sets, "--shard-size", "128", "--batch-size", "32", "--no-progress", *extra]
 
         return self.stages.run("samples", self.sets, config, command).out
 
