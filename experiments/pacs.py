@@ -155,6 +155,17 @@ class Experiment:
 
         return self.stages.run("samples", self.sets, config, command).out
 
+    def fit_q(self, splits: Path) -> Path:
+        """Q: a VQ model fitted to photo/train, PSNR and codebook use reported on every domain's val split."""
+        a, photo_train = self.args, splits / "photo" / "train"
+        config = {"source": str(photo_train), "vq_config": a.vq_config, "epochs": a.vq_epochs,
+                  "image_size": a.image_size, "lr": a.vq_lr, "codebook_init": "data"}
+        return self.stages.run("q", self.out, config, lambda out: [
+            "services.vq_trainer", "--source", str(photo_train), "--out", str(out), "--vq-config", a.vq_config,
+            "--image-size", str(a.image_size), "--epochs", str(a.vq_epochs), "--lr", str(a.vq_lr), "--batch-size",
+            "32", "--codebook-init", "data", "--threads", str(a.threads),
+            *[f"--eval={d}=" + str(splits / d / "val") for d in DOMAINS]]).out
+
     def evaluate(self, name: str, run: Path, suites: list[str]) -> Path:
         config = {"model": str(run), "suites": suites}
         return self.stages.run(name, self.runs, config, lambda out: [
@@ -187,13 +198,7 @@ class Experiment:
         s = a.image_size
         teacher = self.train("teacher", splits / "teacher" / "train", splits / "teacher" / "val", "ce",
                              TEACHER_RECIPE, 0, a.teacher_arch, sets=["--set", f"image_size={s}"])
-        vq_config = {"source": str(photo_train), "vq_config": a.vq_config, "epochs": a.vq_epochs, "image_size": s,
-                     "lr": a.vq_lr, "codebook_init": "data"}
-        vq = self.stages.run("q", self.out, vq_config, lambda out: [
-            "services.vq_trainer", "--source", str(photo_train), "--out", str(out), "--vq-config", a.vq_config,
-            "--image-size", str(s), "--epochs", str(a.vq_epochs), "--lr", str(a.vq_lr), "--batch-size", "32",
-            "--codebook-init", "data", "--threads", str(a.threads),
-            *[f"--eval={d}=" + str(splits / d / "val") for d in DOMAINS]]).out
+        vq = self.fit_q(splits)
         if a.until == "q":
             return 0
 
