@@ -159,11 +159,11 @@ class Experiment:
         """Q: a VQ model fitted to photo/train, PSNR and codebook use reported on every domain's val split."""
         a, photo_train = self.args, splits / "photo" / "train"
         config = {"source": str(photo_train), "vq_config": a.vq_config, "epochs": a.vq_epochs,
-                  "image_size": a.image_size, "lr": a.vq_lr, "codebook_init": "data"}
+                  "image_size": a.image_size, "lr": a.vq_lr, "codebook_init": "data", "batch_size": a.vq_batch_size}
         return self.stages.run("q", self.out, config, lambda out: [
             "services.vq_trainer", "--source", str(photo_train), "--out", str(out), "--vq-config", a.vq_config,
             "--image-size", str(a.image_size), "--epochs", str(a.vq_epochs), "--lr", str(a.vq_lr), "--batch-size",
-            "32", "--codebook-init", "data", "--threads", str(a.threads),
+            str(a.vq_batch_size), "--codebook-init", "data", "--threads", str(a.threads),
             *[f"--eval={d}=" + str(splits / d / "val") for d in DOMAINS]]).out
 
     def evaluate(self, name: str, run: Path, suites: list[str]) -> Path:
@@ -268,8 +268,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=2e-3, help="students' AdamW peak learning rate (default: 2e-3)")
     p.add_argument("--batch-size", type=int, default=64, help="students' batch (default: 64)")
     p.add_argument("--vq-config", default="pacs-vq", help="taming config of Q (default: pacs-vq)")
-    p.add_argument("--vq-epochs", type=int, default=6, help="Q's epochs (default: 6)")
-    p.add_argument("--vq-lr", type=float, default=2e-3, help="Q's Adam learning rate (default: 2e-3)")
+    p.add_argument("--vq-epochs", type=int, default=15, help="Q's epochs (default: 15)")
+    p.add_argument("--vq-lr", type=float, default=3e-3, help="Q's Adam learning rate, cosine to 0 (default: 3e-3)")
+    p.add_argument("--vq-batch-size", type=int, default=8,
+                   help="Q's batch (default: 8: on a CPU more, smaller steps fit faster)")
     p.add_argument("--attack-random-start", type=float, default=0.8,
                    help="probability of a random start per sample (App. C: 0.8)")
     p.add_argument("--temperature", type=float, default=4.0, help="KD temperature (App. C: 4)")
