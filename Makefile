@@ -7,7 +7,7 @@ PIP    := $(VENV)/bin/pip
 export HF_HUB_OFFLINE := 1
 
 .PHONY: help install system-deps lock test test-all demo bench bench-generator bench-generator-gpu bench-trainer bench-trainer-gpu \
-        bench-views evaluate eval-table fuzz-api serve catalog-rebuild experiment-pacs image image-cpu deploy-check deploy-test clean
+        bench-views evaluate eval-table fuzz-api serve catalog-rebuild experiment-pacs experiment-pacs-views image image-cpu deploy-check deploy-test clean
 STORE ?= out/store
 IMAGE ?= dad:0.1.0
 
@@ -98,5 +98,8 @@ clean:  ## remove caches (keeps .venv)
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 PACS ?= ../shared/data/pacs
-experiment-pacs:  ## PACS end to end (teacher, Q, samples, ce/kd/dat/dad students, evaluation): make experiment-pacs PACS=<path>
+experiment-pacs:  ## PACS evidence (teacher, Q, attack grid, students + controls x 3 seeds, paired tests): make experiment-pacs PACS=<path>
 	$(PY) -m experiments.pacs --pacs $(PACS) --out out/pacs $(ARGS)
+
+experiment-pacs-views:  ## PACS kd/dad: no augmentation / K stored views / online teacher: make experiment-pacs-views PACS=<path>
+	$(PY) -m experiments.pacs_views --pacs $(PACS) --out out/pacs --attack $(or $(ATTACK),l2:0.1) $(ARGS)
