@@ -7,7 +7,7 @@ PIP    := $(VENV)/bin/pip
 export HF_HUB_OFFLINE := 1
 
 .PHONY: help install system-deps lock test test-all demo bench bench-generator bench-generator-gpu bench-trainer bench-trainer-gpu \
-        evaluate eval-table fuzz-api serve catalog-rebuild experiment-pacs image image-cpu deploy-check deploy-test clean
+        bench-views evaluate eval-table fuzz-api serve catalog-rebuild experiment-pacs experiment-pacs-views image image-cpu deploy-check deploy-test clean
 STORE ?= out/store
 IMAGE ?= dad:0.1.0
 
@@ -49,7 +49,7 @@ system-deps:  ## Debian packages the tests need (chromium); says what to do when
 demo:  ## the method on a laptop (CPU, ~3-4 min): fit Q and a teacher, generate, train ce/dad students, evaluate on an unseen domain, catalog
 	$(PY) -m services.demo --out out/demo
 
-bench: bench-generator bench-trainer  ## every CPU benchmark
+bench: bench-generator bench-trainer bench-views  ## every CPU benchmark
 
 BENCH_SOURCE ?= ../shared/data/pacs/photo
 bench-generator:  ## generator samples/s and its overhead over a bare in-process loop (tiny preset, CPU): make bench-generator BENCH_SOURCE=<ImageFolder>
@@ -58,12 +58,16 @@ bench-generator:  ## generator samples/s and its overhead over a bare in-process
 bench-generator-gpu:  ## the same with paper-size models (random weights) on a GPU machine
 	$(PY) benchmarks/generator_overhead.py --source $(BENCH_SOURCE) --limit 1024 --preset paper --set teacher.pretrained=null --batch-size 64
 
-bench-trainer:  ## step time of dad (stored / online logits) and dat vs ce on one student and batch, as ratios (CPU, resnet18 at 64 px)
-	$(PY) benchmarks/trainer_step.py --student resnet18 --image-size 64 --batch-size 32 --steps 20 --warmup 5 --json benchmarks/results/trainer_step.json
+BENCH_VIEWS ?= 4
+bench-trainer:  ## step time of dad (stored / online logits) and dat vs ce, and stored views vs online augmentation, as ratios (CPU, resnet18 at 64 px)
+	$(PY) benchmarks/trainer_step.py --student resnet18 --image-size 64 --batch-size 32 --steps 20 --warmup 5 --views $(BENCH_VIEWS) --json benchmarks/results/trainer_step.json
 
 bench-trainer-gpu:  ## the same on a GPU: resnet50 at 224 px, bf16, channels_last, random-init ViT-L/14 online teacher
 	$(PY) benchmarks/trainer_step.py --student resnet50 --image-size 224 --batch-size 128 --device cuda --bf16 --channels-last \
-	  --preset paper --set teacher.pretrained=null --set teacher.templates=simple --json benchmarks/results/trainer_step_gpu.json
+	  --preset paper --set teacher.pretrained=null --set teacher.templates=simple --views $(BENCH_VIEWS) --json benchmarks/results/trainer_step_gpu.json
+
+bench-views:  ## generator cost of stored views: ms and bytes per sample for K = 0, 4, 8 views, as ratios (tiny preset, CPU)
+	$(PY) benchmarks/views_generation.py --views 0,4,8 --limit 128 --json benchmarks/results/views_generation.json
 
 evaluate:  ## score a model on robustness suites: make evaluate MODEL=out/store/runs/r1 SUITES=imagenet-val,imagenet-a DATA=/data OUT=out/eval
 	$(PY) -m services.evaluator --model $(MODEL) --suites $(SUITES) --data-root $(DATA) --out $(OUT)
@@ -94,5 +98,8 @@ clean:  ## remove caches (keeps .venv)
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 PACS ?= ../shared/data/pacs
-experiment-pacs:  ## PACS end to end (teacher, Q, samples, ce/kd/dat/dad students, evaluation): make experiment-pacs PACS=<path>
+experiment-pacs:  ## PACS evidence (teacher, Q, attack grid, students + controls x 3 seeds, paired tests): make experiment-pacs PACS=<path>
 	$(PY) -m experiments.pacs --pacs $(PACS) --out out/pacs $(ARGS)
+
+experiment-pacs-views:  ## PACS kd/dad: no augmentation / K stored views / online teacher: make experiment-pacs-views PACS=<path>
+	$(PY) -m experiments.pacs_views --pacs $(PACS) --out out/pacs --attack $(or $(ATTACK),l2:0.1) $(ARGS)

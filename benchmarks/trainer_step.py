@@ -16,6 +16,11 @@ mean two things:
 `online` runs the preset's teacher on every view: its cost is the teacher's, which `stored` avoids.
 `dat` is DAT on B clean images: Q(x), the student's own attack (preset section `dat`: one forward + backward per
 step), Q(x'_s), then one forward of B clean + B Q(x'_s); its per-example ratio sits next to DAD's.
+
+`--views K` adds augmentation, with data loading counted (in this process, as with --loader-workers 0): dad on
+B clean + B Q(x') read from a sample set written in a temp folder (synthetic images, K stored views with random
+logits: speed only), as (1) stored images, no augmentation, (2) stored views (view e mod K rebuilt, stored
+logits, no teacher: services.trainer.views), (3) RandomResizedCrop + flip with the online teacher.
 """
 from __future__ import annotations
 
@@ -95,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--no-online", action="store_true", help="skip the online-teacher measurement")
     p.add_argument("--no-dat", action="store_true", help="skip the DAT measurement (the preset's discretizer)")
+    p.add_argument("--views", type=int, default=0, metavar="K", help="also compare stored views (K per image) "
+                                                                      "with stored no-augmentation and online-teacher "
+                                                                      "augmentation, data loading included")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--json", default=None, metavar="PATH", help="also write the numbers to this JSON file")
     args = p.parse_args(argv)
@@ -137,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         cases["dat"] = (dat_models, ce_batch, settings("dat"))
         rows += [("dat", f"{n} clean + {n} Q(x'_s)", "dat", 2 * n)]
     t = time_interleaved(cases, device, args.steps, args.warmup)
+    views = views_comparison(args, model, pixel, preset, settings("dad"), device) if args.views else None
 
     print(f"student {args.student} at {args.image_size} px, {args.num_classes} classes, {device} "
           f"({torch.get_num_threads()} threads), {precision}{', channels_last' if args.channels_last else ''}; "
@@ -152,6 +161,15 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_online:
         print(f"dad online / ce, same images:  {t['online_same'] / t['ce']:.2f}x")
         print(f"dad online / ce, per example:  {t['online_full'] / t['ce']:.2f}x")
+    if views:
+        print(f"augmentation, dad on {n} clean + {n} Q(x') per step, data loading in this process "
+              f"({args.views} stored views; online: RandomResizedCrop + flip, teacher {preset.teacher.model}):")
+        print(f"{'data':<22} {'load ms':>8} {'step ms':>8} {'total ms':>9} {'vs stored':>10}")
+        for name, label in (("stored", "stored, no augment."), ("views", "stored views"),
+                            ("online", "online teacher")):
+            v = views[name]
+            print(f"{label:<22} {v['load_ms']:8.1f} {v['step_ms']:8.1f} {v['total_ms']:9.1f} "
+                  f"{v['total_ms'] / views['stored']['total_ms']:9.2f}x")
     if args.json:
         result = {"student": args.student, "image_size": args.image_size, "batch_size": n, "num_classes": k,
                   "device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
@@ -168,9 +186,113 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_online:
             result["ratio_online_same_images"] = t["online_same"] / t["ce"]
             result["ratio_online_per_example"] = t["online_full"] / t["ce"]
+        if views:
+            result["views"] = {"count": args.views, **views,
+                               "ratio_views_vs_stored": views["views"]["total_ms"] / views["stored"]["total_ms"],
+                               "ratio_online_vs_stored": views["online"]["total_ms"] / views["stored"]["total_ms"],
+                               "ratio_online_vs_views": views["online"]["total_ms"] / views["views"]["total_ms"]}
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=2))
     return 0
+
+
+def views_set(folder: str, n: int, image_size: int, num_classes: int, k: int) -> str:
+    """A published sample set of n synthetic items, each with k views of x and of Q(x') (random logits)."""
+    from datetime import datetime, timezone
+
+    import numpy as np
+
+    from dad_core.views import INTERPOLATION, ViewConfig, draw_views
+    from schemas import sample_store as ss
+    from schemas.manifest import (
+        CodeVersion, ModelInfo, SampleSetConfig, SampleSetPlan, SourceFingerprint, Statistics, ViewsInfo,
+    )
+    from services.sample_store import SampleBatch, SampleSetStore, StoredViews, TeacherVerdicts, build_rows
+    from services.sample_store.publishing import build_manifest
+
+    rng, fp, s = np.random.default_rng(0), "b" * 64, image_size
+    cells = rng.integers(0, 256, (2, n, -(-s // 8), -(-s // 8), 3), dtype=np.uint8)
+    clean, adversarial = np.repeat(np.repeat(cells, 8, 2), 8, 3)[:, :, :s, :s]
+
+    def verdicts():
+        logits = rng.normal(size=(n, num_classes)).astype(np.float16)
+        return TeacherVerdicts(logits, logits.argmax(1), np.ones(n, np.float32), np.ones(n, bool))
+
+    def views(kind):
+        boxes = np.array([[(*v.as_tuple()[:4], int(v.flip)) for v in
+                           draw_views(ViewConfig(k), 0, ss.sample_id(fp, f"c/{i}", kind), s, s)] for i in range(n)],
+                         np.int32)
+        return StoredViews(boxes, rng.normal(size=(n, k, num_classes)).astype(np.float16))
+
+    ids = [f"c/{i}" for i in range(n)]
+    batch = SampleBatch(ids, ids, np.arange(n) % num_classes, np.ascontiguousarray(clean),
+                        np.ascontiguousarray(adversarial), verdicts(), verdicts(),
+                        clean_views=views(ss.KIND_CLEAN), adversarial_views=views(ss.KIND_ADVERSARIAL))
+    store = SampleSetStore(folder)
+    store.commit_shard(0, 0, n, build_rows(fp, [batch]), Statistics(seen=n, clean=n, accepted=n), {}, fp, "c" * 64,
+                       "c" * 64, "bench")
+    model = ModelInfo(kind="bench", name="random", weights=None, checksum="c" * 64)
+    info = ViewsInfo(count=k, scale=[0.08, 1.0], ratio=[0.75, 4 / 3], flip=True, interpolation=INTERPOLATION,
+                     source_size=s, top_k=None, kinds=[ss.KIND_CLEAN, ss.KIND_ADVERSARIAL])
+    config = SampleSetConfig(preset="bench", preset_config={}, fingerprint=fp, teacher=model, discretizer=model,
+                             attack={}, seed=0, image_size=s, shard_size=n, batch_size=n,
+                             class_ids=[str(i) for i in range(num_classes)],
+                             class_names=[f"class {i}" for i in range(num_classes)], views=info)
+    plan = SampleSetPlan(name="bench", config=config, num_shards=1, listing=Statistics(),
+                         source=SourceFingerprint(uri="synthetic", format="imagefolder", num_items=n,
+                                                  num_classes=num_classes, sha256="0" * 64),
+                         started_at=datetime.now(timezone.utc))
+    return store.publish(build_manifest(plan, store.committed_shards(), "bench", 0.0, CodeVersion()))
+
+
+def views_comparison(args, model, pixel, preset, dad: StepSettings, device: torch.device) -> dict[str, dict]:
+    """ms per step (load B examples + their Q(x') in this process, then the step) of stored / views / online."""
+    import tempfile
+
+    import numpy as np
+    from torchvision.transforms import v2
+
+    from schemas import sample_store as ss
+    from services.sample_store import SampleSetDataset
+    from services.trainer.data import PairedSampleDataset, collate_examples, pair_rows, to_uint8_tensor
+    from services.trainer.views import StoredViewsDataset
+
+    n, s, k = args.batch_size, args.image_size, args.num_classes
+    with tempfile.TemporaryDirectory() as folder:
+        uri = views_set(folder, 4 * n, s, k, args.views)
+        rows = SampleSetDataset(uri, transform=to_uint8_tensor)
+        pairs = pair_rows(rows.index[ss.COL_KIND].to_pylist(), rows.index[ss.COL_SOURCE_ID].to_pylist())
+        crop = v2.Compose([v2.RandomResizedCrop(s, antialias=True), v2.RandomHorizontalFlip()])
+        augmented = SampleSetDataset(uri, transform=lambda img: to_uint8_tensor(crop(img)))
+        teacher = create_teacher(preset.teacher, [f"class {i}" for i in range(k)], device)
+        cases = {"stored": (PairedSampleDataset(rows, pairs, True, True), StepModels(model, pixel)),
+                 "views": (StoredViewsDataset(PairedSampleDataset(rows, pairs, True, True), args.views),
+                           StepModels(model, pixel)),
+                 "online": (PairedSampleDataset(augmented, pairs, True, False), StepModels(model, pixel, teacher))}
+        opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+        times: dict[str, dict[str, list[float]]] = {c: {"load": [], "step": []} for c in cases}
+        for i in range(args.warmup + args.steps):
+            start = (i % 4) * n
+            for name, (dataset, models) in cases.items():
+                t0 = time.perf_counter()
+                keys = [(j, i) for j in range(start, start + n)] if name == "views" else range(start, start + n)
+                batch = collate_examples([dataset[j] for j in keys])
+                t1 = time.perf_counter()
+                losses = compute_losses(models, batch, dad, device)
+                opt.zero_grad(set_to_none=True)
+                losses["loss"].backward()
+                opt.step()
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                if i >= args.warmup:
+                    times[name]["load"].append(t1 - t0)
+                    times[name]["step"].append(time.perf_counter() - t1)
+    out = {}
+    for name, t in times.items():
+        load, step = statistics.median(t["load"]) * 1e3, statistics.median(t["step"]) * 1e3
+        total = float(np.median(np.add(t["load"], t["step"]))) * 1e3
+        out[name] = {"load_ms": load, "step_ms": step, "total_ms": total}
+    return out
 
 
 if __name__ == "__main__":

@@ -85,6 +85,20 @@ class ModelInfo(_Model):
                                        # random init, or a set made before it was recorded
 
 
+class ViewsInfo(_Model):
+    """How a set's augmented views were made (format v3, generator `--views K`; dad_core.views)."""
+
+    count: int                          # K views per row
+    scale: list[float]                  # RandomResizedCrop area range, fraction of the image cut from
+    ratio: list[float]                  # aspect ratio range (w/h)
+    flip: bool                          # horizontal flip with probability 1/2
+    interpolation: str                  # resize of the crop box to image_size (dad_core.views.INTERPOLATION)
+    source_size: int                    # side of the square image views are cut from: image_size = the stored
+                                        # clean image itself, larger = a copy in the view_image column
+    top_k: int | None                   # classes kept in each view's soft labels; None: full logits
+    kinds: list[str]                    # row kinds that carry views: ["clean"] or ["clean", "adversarial"]
+
+
 class SampleSetConfig(_Model):
     """Everything that determines the samples; `fingerprint` feeds every sample_id."""
 
@@ -103,6 +117,7 @@ class SampleSetConfig(_Model):
     class_names: list[str]              # names the teacher scores; label i is class_names[i]
     shard_order: str = "sorted"         # how items were ordered before sharding (services.source.listing.SHARD_ORDER);
                                         # "sorted": the class-sorted listing (sets made before the shuffle)
+    views: ViewsInfo | None = None      # augmented views with the teacher's logits (v3); None: no views
 
 
 class SourceFingerprint(_Model):

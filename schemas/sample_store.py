@@ -13,8 +13,17 @@ what the discretizer alone does) and an `adversarial` row (Q(x') of DAD, Eq. 9),
 is the `{bytes, path}` struct of Hugging Face `datasets`, so pyarrow, DuckDB and `datasets` read shards
 without this package.
 
+Views (format v3, optional: `--views K` of the generator; see `dad_core.views`): a row may carry K augmented
+views of its image -- a random-resized-crop box and a flip each, drawn from the set's seed and the row's
+sample_id -- with the teacher's logits on each view's exact pixels, so a student trains on augmented views
+with no teacher in memory (FKD, Shen & Xing 2022). The box is in pixels of the image the views are cut from:
+`view_image` when the set stores a larger copy of the clean image for cropping (`views.source_size` in the
+manifest), else the row's own `image`. Rows without views hold nulls in the view columns.
+
 Format versions (the manifest's `format_version`, also `dad_format` in each shard's schema metadata):
-- v2 (written now): `accepted` is defined per kind, null where it does not apply (see COL_ACCEPTED), and the
+- v3 (written now): the four view columns (COL_VIEWS...), null on rows without views; the manifest's
+  `config.views` says how they were made. v1 and v2 shards lack the columns and read as rows without views.
+- v2: `accepted` is defined per kind, null where it does not apply (see COL_ACCEPTED), and the
   schema metadata declares the label column a Hugging Face `ClassLabel` with the set's class names, so the
   HF dataset viewer and `datasets` show names, not indices.
 - v1: `accepted` was true on every clean row and "teacher right on Q(x)" on Q(x) rows. v1 sets stay readable:
@@ -30,8 +39,9 @@ from typing import Sequence
 import pyarrow as pa
 
 FORMAT_NAME = "dad-sample-set"
-FORMAT_VERSION = 2
-READABLE_FORMAT_VERSIONS = (1, 2)  # v1: `accepted` copied onto clean/Q(x) rows, no class names in the schema
+FORMAT_VERSION = 3
+# v1: `accepted` copied onto clean/Q(x) rows, no class names in the schema; v1 and v2: no view columns
+READABLE_FORMAT_VERSIONS = (1, 2, 3)
 _SAMPLE_ID_VERSION = 1  # part of every sample id: kept at 1 so ids do not change with the format version
 
 MANIFEST_NAME = "manifest.json"
@@ -63,6 +73,18 @@ COL_TEACHER_CONFIDENCE = "teacher_confidence"  # softmax probability of the pred
 # false. It is null on clean rows (always used, never judged) and on Q(x) rows (inspection only; whether the
 # teacher is right there is `teacher_prediction == label`), so `GROUP BY accepted` counts Q(x') verdicts alone.
 COL_ACCEPTED = "accepted"
+# Views (v3; null on rows without views). Per row, K entries in view order:
+COL_VIEWS = "views"                     # list<list<int32>>: [top, left, height, width, flip (0/1)] per view
+COL_VIEW_LOGITS = "view_logits"         # list<list<float16>>: the teacher's logits on each view: all C classes,
+                                        # or (top-k sets) the k largest then the fill logit of the others
+COL_VIEW_CLASSES = "view_classes"       # list<list<int32>>: the k class indices of view_logits (null: full logits)
+COL_VIEW_IMAGE = "view_image"           # {bytes: PNG, path}: the larger clean image views are cut from (null:
+                                        # they are cut from `image`)
+VIEW_COLUMNS = (COL_VIEWS, COL_VIEW_LOGITS, COL_VIEW_CLASSES, COL_VIEW_IMAGE)
+# Default soft-label storage of views: full logits while views x classes <= this (16 KiB of float16 per row),
+# else the top VIEWS_AUTO_TOP_K classes (FKD keeps the top 5-10 on ImageNet).
+VIEWS_AUTO_FULL_LOGITS = 8192
+VIEWS_AUTO_TOP_K = 10
 
 IMAGE_TYPE = pa.struct([pa.field("bytes", pa.binary()), pa.field("path", pa.string())])
 
@@ -79,9 +101,15 @@ _HF_FEATURES = {
     COL_TEACHER_PREDICTION: {"dtype": "int64", "_type": "Value"},
     COL_TEACHER_CONFIDENCE: {"dtype": "float32", "_type": "Value"},
     COL_ACCEPTED: {"dtype": "bool", "_type": "Value"},
+    COL_VIEWS: {"feature": {"feature": {"dtype": "int32", "_type": "Value"}, "_type": "Sequence"}, "_type": "Sequence"},
+    COL_VIEW_LOGITS: {"feature": {"feature": {"dtype": "float16", "_type": "Value"}, "_type": "Sequence"},
+                      "_type": "Sequence"},
+    COL_VIEW_CLASSES: {"feature": {"feature": {"dtype": "int32", "_type": "Value"}, "_type": "Sequence"},
+                       "_type": "Sequence"},
+    COL_VIEW_IMAGE: {"_type": "Image"},
 }
 
-# Fields are declared nullable (the writer writes nulls only in `accepted`) because `datasets` only applies the
+# Fields are declared nullable (the writer writes nulls only in `accepted` and the view columns) because `datasets` only applies the
 # feature declaration above to fields equal to its own, and its fields are nullable.
 _FIELDS = [
     pa.field(COL_SAMPLE_ID, pa.string()),
@@ -94,6 +122,10 @@ _FIELDS = [
     pa.field(COL_TEACHER_PREDICTION, pa.int64()),
     pa.field(COL_TEACHER_CONFIDENCE, pa.float32()),
     pa.field(COL_ACCEPTED, pa.bool_()),
+    pa.field(COL_VIEWS, pa.list_(pa.list_(pa.int32()))),
+    pa.field(COL_VIEW_LOGITS, pa.list_(pa.list_(pa.float16()))),
+    pa.field(COL_VIEW_CLASSES, pa.list_(pa.list_(pa.int32()))),
+    pa.field(COL_VIEW_IMAGE, IMAGE_TYPE),
 ]
 
 

@@ -5,15 +5,17 @@ adds where the job reads and writes, which the control plane fixes from the run 
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
 from schemas.fields import Cpus, Gpus, Id, NonNegativeInt, Overrides, JobStorageOptions, PositiveInt, RayAddress, Uri
+from schemas.sample_store import VIEWS_AUTO_FULL_LOGITS, VIEWS_AUTO_TOP_K
 from schemas.jobs.base import JobModel, PresetName, check_overrides, overrides_field, preset_field
 
 MAX_PIXELS = 178_956_970  # PIL's decompression-bomb limit: larger images are skipped as too_large
 LARGE_PIXELS = 89_478_485  # PIL's bomb-warning threshold: larger images are decoded and counted as large
+MAX_VIEWS = 64
 
 SourceFormat = Literal["auto", "imagefolder", "parquet"]
 
@@ -39,11 +41,35 @@ class GenerateSettings(JobModel):
     prefetch_shards: NonNegativeInt | None = Field(None, description="shards read ahead of the actors (default: "
                                                                      "grows with the CPUs the actors leave free)")
     max_attempts: PositiveInt = Field(3, description="tries per batch before the job fails")
+    # augmented views with stored soft labels (FKD): see the README's "Augmented views" section
+    views: Annotated[int, Field(ge=0, le=MAX_VIEWS)] = Field(
+        0, description="augmented views stored per clean image (random-resized crop + flip, drawn from the seed "
+                       "and sample id) with the teacher's logits on each, so students augment with stored logits "
+                       "and no teacher in memory; 0 = none")
+    view_image_size: PositiveInt | None = Field(
+        None, description="side of the clean image views are cut from (default: the set's image size, i.e. the "
+                          "stored clean image; larger stores a second PNG per image to crop from)")
+    view_top_k: PositiveInt | None = Field(
+        None, description="classes kept in each view's soft labels: the top k logits and one fill logit for the "
+                          f"rest (default: full logits while views x classes <= {VIEWS_AUTO_FULL_LOGITS}, else "
+                          f"top {VIEWS_AUTO_TOP_K})")
+    view_min_scale: Annotated[float, Field(gt=0, le=1)] = Field(
+        0.08, description="smallest crop area of a view, as a fraction of the image (RandomResizedCrop scale)")
+    adversarial_views: bool = Field(False, description="also store the views of each Q(x') with the teacher's "
+                                                       "logits (otherwise DAD's Q(x') term trains on the stored Q(x'))")
 
     @field_validator("overrides")
     @classmethod
     def _overrides_fit_preset(cls, overrides, info: ValidationInfo):
         return check_overrides(overrides, info)
+
+    @field_validator("view_image_size", "view_top_k", "view_min_scale", "adversarial_views")
+    @classmethod
+    def _only_with_views(cls, value, info: ValidationInfo):
+        default = cls.model_fields[info.field_name].default
+        if value != default and not info.data.get("views"):
+            raise ValueError("applies to views only: set views to the number of views per image")
+        return value
 
 
 class GenerateJobConfig(GenerateSettings):

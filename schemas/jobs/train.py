@@ -4,7 +4,8 @@ Cross-field rules the job enforces, checked here so the API refuses the same con
 - an objective that uses Q(x') or stored teacher logits needs a sample set;
 - stored teacher logits belong to the exact stored pixels, so no view-changing augmentation
   (randaugment, mixup, hflip, random_resized_crop) with an objective that distils the teacher; use
-  teacher_logits=online;
+  teacher_logits=online, or a sample set with stored views (generator --views K), whose logits belong to
+  each view's pixels (`views`);
 - no mixup with the student's own attack (DAT needs hard labels).
 """
 from __future__ import annotations
@@ -116,6 +117,12 @@ class TrainSettings(JobModel):
     # reporting
     log_every: PositiveInt = Field(10, description="steps per metrics line")
     max_steps_per_epoch: PositiveInt | None = Field(None, description="cap steps per epoch (smoke tests)")
+    # stored views (augmentation with stored logits): services.trainer.views
+    views: NonNegativeInt | None = Field(
+        None, description="augmented views of a sample set made with the generator's --views K: epoch e shows each "
+                          "image (and Q(x'), if its views are stored) as view e mod N with the teacher's stored "
+                          "logits on it, no teacher in memory; 0 = the stored images unaugmented (default: all "
+                          "the set's views with stored logits, none with online)")
 
     @field_validator("objective")
     @classmethod
@@ -141,7 +148,7 @@ class TrainSettings(JobModel):
                 # someone else's logits (silent label noise), so refuse rather than train on it.
                 raise ValueError(f"must be off with stored teacher logits (objective {objective!r} distils the "
                                  "teacher; the stored logits only match the unaugmented image): set "
-                                 "teacher_logits to online")
+                                 "teacher_logits to online, or augment with stored views (generator --views K)")
             if info.field_name == "mixup" and needs & STUDENT_ATTACK_INPUTS:
                 raise ValueError(f"must be 0 for objective {objective!r} (the student's own attack needs hard labels)")
         return value

@@ -17,6 +17,7 @@ class DecodedBatch:
     source_paths: list[str]
     labels: np.ndarray      # (B,) int64
     images: np.ndarray      # (B, S, S, 3) uint8
+    view_images: np.ndarray | None = None  # (B, V, V, 3) uint8: the larger copies views are cut from (--view-image-size)
 
     def __len__(self) -> int:
         return len(self.source_ids)

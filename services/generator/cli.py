@@ -36,6 +36,8 @@ output that cannot be written (nothing was generated; a retry would fail the sam
 GROUPS = {
     "data": ["source", "out", "name", "class_map", "source_format", "limit", "storage_options"],
     "models and attack": ["preset", "overrides"],
+    "augmented views (stored soft labels)": ["views", "view_image_size", "view_top_k", "view_min_scale",
+                                             "adversarial_views"],
     "execution": ["shard_size", "batch_size", "num_actors", "gpus_per_actor", "cpus_per_actor", "torch_threads",
                   "read_cpus", "write_cpus", "prefetch_shards", "max_attempts", "max_pixels", "large_pixels", "ray_address",
                   "status_interval_s", "progress_bar"],

@@ -14,6 +14,7 @@ from services.source.listing import SHARD_ORDER
 
 if TYPE_CHECKING:
     from dad_core import Preset
+    from schemas.manifest import ViewsInfo
 
 
 # One generator job: the config the API validates and `--config` reads (schemas.jobs.generate).
@@ -21,17 +22,18 @@ GeneratorConfig = GenerateJobConfig
 
 
 def generation_fingerprint(preset: "Preset", class_names: Sequence[str],
-                           weights: Mapping[str, str | None] | None = None) -> str:
+                           weights: Mapping[str, str | None] | None = None, views: "ViewsInfo | None" = None) -> str:
     """sha256 of what determines the samples (not the student or distillation settings of the preset).
 
     Two students with different training configs reuse one sample set; a different teacher, discretizer,
     attack, image size, class vocabulary, weight file content (`weights`: sha256 per model, see
-    services.generator.weights) or shard order makes a different set.
+    services.generator.weights), shard order or views (how many, how drawn and stored) makes a different set.
     """
     d = preset.to_dict()
     key = {"format_version": FORMAT_VERSION, "image_size": d["image_size"], "teacher": d["teacher"],
            "discretizer": d["discretizer"], "attack": d["attack"], "class_names": list(class_names),
-           "weights_sha256": dict(weights or {}), "shard_order": SHARD_ORDER}
+           "weights_sha256": dict(weights or {}), "shard_order": SHARD_ORDER,
+           "views": views.model_dump() if views is not None else None}
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=list).encode()).hexdigest()
 
 

@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from schemas.generation_status import GenerationStatus
-from schemas.manifest import SampleSetManifest
+from schemas.manifest import SampleSetManifest, ViewsInfo
 from services.generator.config import GeneratorConfig, default_set_name, generation_fingerprint
 from services.jobs.presets import resolve_preset
 from services.sample_store.writer import SampleSetStore
+from services.generator.views import ViewJob, views_info
 from services.generator.weights import weights_digests
 from services.source.listing import SourceError, SourceListing, list_source, shard_order
 from services.source.reading import ReadSpec, read_items
@@ -49,6 +50,13 @@ class Job:
     store: SampleSetStore
     shards: list[tuple[int, int, int]]       # (index, first item, number of items) of the shard-ordered listing
     weights: dict[str, str | None] = field(default_factory=dict)  # sha256 of the weight files (set identity)
+    views: ViewsInfo | None = None           # how the set's augmented views are made; None: no views
+
+    def view_job(self) -> ViewJob | None:
+        """What the actors need to make the views (None: the set has none)."""
+        if self.views is None:
+            return None
+        return ViewJob(self.views, self.set_fingerprint, self.preset.attack.seed, self.preset.image_size)
 
     @property
     def name(self) -> str:
@@ -65,12 +73,17 @@ def prepare_job(config: GeneratorConfig) -> Job:
         listing = dataclasses.replace(listing, items=listing.items[: config.limit])
     listing = shard_order(listing, preset.attack.seed)  # shards mix classes; same seed, same shards
     weights = weights_digests(preset)
-    fingerprint = generation_fingerprint(preset, listing.class_names, weights)
+    if config.view_image_size is not None and config.view_image_size < preset.image_size:
+        raise GenerationError(f"view_image_size {config.view_image_size} is smaller than the preset's image size "
+                              f"{preset.image_size}: views are cut from an image at least that large")
+    views = views_info(config.views, preset.image_size, len(listing.class_names), config.view_image_size,
+                       config.view_top_k, config.view_min_scale, config.adversarial_views)
+    fingerprint = generation_fingerprint(preset, listing.class_names, weights, views)
     name = config.name or default_set_name(preset.name, config.source, fingerprint, listing.fingerprint().sha256)
     store = SampleSetStore(join(config.out.rstrip("/"), name), config.storage_options)
     n = len(listing.items)
     shards = [(i, start, min(config.shard_size, n - start)) for i, start in enumerate(range(0, n, config.shard_size))]
-    job = Job(config, preset, listing, fingerprint, store, shards, weights)
+    job = Job(config, preset, listing, fingerprint, store, shards, weights, views)
     probe_readable(job)
     return job
 

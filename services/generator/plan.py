@@ -20,14 +20,15 @@ def build_plan(job: Job, checksums: dict[str, str]) -> SampleSetPlan:
                               checksum=checksums["discretizer"], weights_sha256=job.weights.get("discretizer")),
         attack=dataclasses.asdict(p.attack), seed=p.attack.seed, image_size=p.image_size,
         shard_size=cfg.shard_size, batch_size=cfg.batch_size,
-        class_ids=job.listing.class_ids, class_names=job.listing.class_names, shard_order=SHARD_ORDER)
+        class_ids=job.listing.class_ids, class_names=job.listing.class_names, shard_order=SHARD_ORDER,
+        views=job.views)
     return SampleSetPlan(name=job.name, config=config, source=job.listing.fingerprint(), num_shards=len(job.shards),
                          listing=Statistics(skipped=job.listing.skipped), started_at=datetime.now(timezone.utc))
 
 
 def check_same_plan(old: SampleSetPlan, new: SampleSetPlan, uri: str) -> None:
     checks = {
-        "store format version": (old.format_version, new.format_version),  # v1 and v2 shards never mix
+        "store format version": (old.format_version, new.format_version),  # shards of two versions never mix
         "generation config": (old.config.fingerprint, new.config.fingerprint),
         "source": (old.source.sha256, new.source.sha256),
         "shard size": (old.config.shard_size, new.config.shard_size),

@@ -5,7 +5,9 @@
 
 PNG is lossless, so judging the rounded uint8 image *is* judging the image as it will be read back; the
 clean image is stored as it came from the decoder, so the teacher's clean logits from the attack pass are
-also exactly those of the stored clean image. Tests check both by decoding the stored PNGs.
+also exactly those of the stored clean image. Tests check both by decoding the stored PNGs. With views
+(`--views K`, services.generator.views) the teacher also scores K augmented views of x (and optionally of the
+stored Q(x')), rendered from the stored pixels exactly as the trainer will rebuild them.
 """
 from __future__ import annotations
 
@@ -15,7 +17,9 @@ import numpy as np
 import torch
 
 from dad_core import AttackConfig, generate_dad_batch, judge
+from schemas import sample_store as ss
 from services.generator.batches import BatchStats, DecodedBatch, batch_seed
+from services.generator.views import ViewJob, teacher_views
 from services.sample_store.rows import SampleBatch, TeacherVerdicts
 
 __all__ = ["BatchStats", "DecodedBatch", "batch_seed", "generate_samples", "to_uint8", "REJECTED_MISCLASSIFIED"]
@@ -40,8 +44,9 @@ def _verdicts(logits: torch.Tensor, labels: torch.Tensor, accepted: torch.Tensor
 
 def generate_samples(teacher: torch.nn.Module, discretizer: torch.nn.Module, batch: DecodedBatch,
                      attack: AttackConfig, seed: int, device: str | torch.device = "cpu",
-                     store_discretized: bool = True) -> tuple[SampleBatch | None, BatchStats]:
-    """DAD samples of one batch: the clean image, Q(x) (optional) and Q(x'), each with the teacher's verdict."""
+                     store_discretized: bool = True, views: ViewJob | None = None) -> tuple[SampleBatch | None, BatchStats]:
+    """DAD samples of one batch: the clean image, Q(x) (optional) and Q(x'), each with the teacher's verdict,
+    and with `views` the teacher's soft labels on K augmented views of x (and of Q(x') if asked)."""
     stats = BatchStats(batch.shard, batch.batch, items=len(batch), started_at=time.time())
     if not len(batch):
         stats.ended_at = stats.started_at
@@ -67,9 +72,19 @@ def generate_samples(teacher: torch.nn.Module, discretizer: torch.nn.Module, bat
     stats.rejected = {REJECTED_MISCLASSIFIED: rejected} if rejected else {}
     stats.teacher_clean_correct = int((clean.prediction == batch.labels).sum())
     stats.stage_s = {"generate": t1 - t0, "judge": t2 - t1}
+    adversarial = adversarial.permute(0, 2, 3, 1).contiguous().cpu().numpy()  # (B, S, S, 3)
+    clean_views = adversarial_views = None
+    if views is not None:
+        source = batch.view_images if batch.view_images is not None else batch.images
+        clean_views = teacher_views(teacher, source, batch.source_ids, ss.KIND_CLEAN, views, device)
+        if ss.KIND_ADVERSARIAL in views.info.kinds:
+            adversarial_views = teacher_views(teacher, adversarial, batch.source_ids, ss.KIND_ADVERSARIAL, views,
+                                              device)
+        stats.stage_s["views"] = time.perf_counter() - t2
     stats.ended_at = time.time()
     sample = SampleBatch(
         source_ids=batch.source_ids, source_paths=batch.source_paths, labels=batch.labels,
-        clean=batch.images, adversarial=adversarial.permute(0, 2, 3, 1).contiguous().cpu().numpy(),  # (B, S, S, 3)
-        clean_verdicts=clean, adversarial_verdicts=adv, discretized=discretized, discretized_verdicts=disc)
+        clean=batch.images, adversarial=adversarial,
+        clean_verdicts=clean, adversarial_verdicts=adv, discretized=discretized, discretized_verdicts=disc,
+        clean_views=clean_views, adversarial_views=adversarial_views, view_images=batch.view_images)
     return sample, stats

@@ -8,6 +8,7 @@ which shards are open, which batches wait for an actor, and which Ray calls are 
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import uuid
@@ -79,6 +80,8 @@ class ShardScheduler:
         self.resources = plan_resources(self.cfg)
         self.spec = ReadSpec.for_listing(job.listing, job.preset.image_size, self.cfg.max_pixels,
                                          self.cfg.storage_options, self.cfg.large_pixels)
+        if job.views is not None and job.views.source_size != job.preset.image_size:
+            self.spec = dataclasses.replace(self.spec, view_image_size=job.views.source_size)
         self.read_fn = ray.remote(read_shard)
         self.read_options = dict(num_cpus=self.cfg.read_cpus, max_retries=3, retry_exceptions=True)
         self.write_fn = ray.remote(write_shard).options(num_cpus=self.cfg.write_cpus, max_retries=3,
@@ -93,7 +96,7 @@ class ShardScheduler:
         cls = self.ray.remote(DADWorker)
         return cls.options(num_cpus=r.cpus_per_actor, num_gpus=r.gpus_per_actor, max_restarts=2, max_task_retries=2,
                            name=f"dad-generator-{self.run_id}-{i}-{self.replacements}").remote(
-            self.job.preset, self.job.listing.class_names, r.torch_threads)
+            self.job.preset, self.job.listing.class_names, r.torch_threads, views=self.job.view_job())
 
     def _start_actors(self) -> dict[str, str]:
         self.actors = [self._new_actor(i) for i in range(self.resources.actors)]

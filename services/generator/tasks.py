@@ -72,9 +72,18 @@ def read_shard(spec: ReadSpec, shard: int, items: Sequence[SourceItem], batch_si
             source_ids=[items[p].source_id for p in keep],
             source_paths=[f"{spec.base_uri}/{items[p].source_id}" for p in keep],
             labels=np.array([items[p].label for p in keep], dtype=np.int64),
-            images=np.stack([decoded[p].pixels for p in keep]) if keep else np.zeros((0, *image_shape), np.uint8)))
+            images=np.stack([decoded[p].pixels for p in keep]) if keep else np.zeros((0, *image_shape), np.uint8),
+            view_images=_view_images(spec, [decoded[p] for p in keep])))
     report.read_s = time.perf_counter() - t0
     return (*batches, report)
+
+
+def _view_images(spec: ReadSpec, decoded: list) -> np.ndarray | None:
+    """(B, V, V, 3) uint8 larger copies for cutting views, when the set stores them."""
+    if not spec.view_image_size:
+        return None
+    v = spec.view_image_size
+    return np.stack([d.view_pixels for d in decoded]) if decoded else np.zeros((0, v, v, 3), np.uint8)
 
 
 def write_shard(set_uri: str, storage_options: dict[str, Any], shard: int, first_item: int, num_items: int,

@@ -3,12 +3,14 @@
 The format itself is defined in `schemas.sample_store` and `schemas.manifest`. The reader (torch, Ray) is
 imported on first use, so write tasks on Ray workers stay light.
 """
-from services.sample_store.rows import SampleBatch, TeacherVerdicts, build_rows, decode_png, encode_png
+from services.sample_store.rows import (
+    SampleBatch, StoredViews, TeacherVerdicts, build_rows, decode_png, encode_png,
+)
 from services.sample_store.writer import SampleSetStore
 
 _READER = ("SampleSetDataset", "load_manifest", "open_sample_set", "shard_uris", "to_ray_dataset", "verify_sample_set")
 
-__all__ = [*_READER, "SampleBatch", "TeacherVerdicts", "build_rows", "decode_png", "encode_png", "SampleSetStore"]
+__all__ = [*_READER, "SampleBatch", "StoredViews", "TeacherVerdicts", "build_rows", "decode_png", "encode_png", "SampleSetStore"]
 
 
 def __getattr__(name):

@@ -153,13 +153,49 @@ class SampleSetDataset(Dataset):
             self._cache.popitem(last=False)
         return table
 
-    def __getitem__(self, i: int) -> dict[str, Any]:
+    def record(self, i: int) -> dict[str, Any]:
+        """Row i as stored (column name -> Python value); v1/v2 rows have no view columns."""
         if not -len(self) <= i < len(self):
             raise IndexError(i)
         shard_pos, row = int(self._shard_col[i]), int(self._row_col[i])
         starts = self._group_starts[shard_pos]
         group = int(np.searchsorted(starts, row, side="right") - 1)
-        rec = self._row_group(shard_pos, group).slice(row - int(starts[group]), 1).to_pylist()[0]
+        return self._row_group(shard_pos, group).slice(row - int(starts[group]), 1).to_pylist()[0]
+
+    @property
+    def num_views(self) -> int:
+        """K, the views stored per row of the kinds that carry them (0: a set without views, any version)."""
+        views = self.manifest.config.views
+        return views.count if views is not None else 0
+
+    def view(self, i: int, v: int) -> dict[str, Any]:
+        """View v of row i: {"image": the view's pixels, rebuilt by dad_core.views.render_view from the stored
+        image (float (3, S, S) in [0, 1], or `transform(PIL image)`), "teacher_logits": float32 (C,), the
+        teacher's logits on exactly those pixels, "label", "kind", "sample_id", "source_id"}."""
+        from dad_core.views import View, expand_logits, render_view
+
+        rec = self.record(i)
+        boxes = rec.get(ss.COL_VIEWS)
+        if not boxes or not 0 <= v < len(boxes):
+            have = len(boxes) if boxes else 0
+            raise IndexError(f"row {i} ({rec[ss.COL_KIND]}) of {self.manifest.name!r} has {have} views, asked for "
+                             f"view {v}")
+        source = rec.get(ss.COL_VIEW_IMAGE) or rec[ss.COL_IMAGE]
+        top, left, height, width, flip = boxes[v]
+        pixels = render_view(decode_png(source["bytes"]), View(top, left, height, width, bool(flip)),
+                             self.manifest.config.image_size, self.manifest.config.views.interpolation)
+        classes = rec.get(ss.COL_VIEW_CLASSES)
+        logits = expand_logits(np.asarray([rec[ss.COL_VIEW_LOGITS][v]], dtype=np.float16),
+                               None if classes is None else np.asarray([classes[v]]), len(self.class_names))[0]
+        if self.transform is not None:
+            image = self.transform(Image.fromarray(pixels, "RGB"))
+        else:
+            image = torch.from_numpy(pixels).permute(2, 0, 1).float().div_(255)  # (3, S, S)
+        return {"image": image, "teacher_logits": torch.from_numpy(logits), "label": rec[ss.COL_LABEL],
+                "kind": rec[ss.COL_KIND], "sample_id": rec[ss.COL_SAMPLE_ID], "source_id": rec[ss.COL_SOURCE_ID]}
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        rec = self.record(i)
         png = rec[ss.COL_IMAGE]["bytes"]
         if self.transform is not None:
             image = self.transform(Image.open(io.BytesIO(png)).convert("RGB"))

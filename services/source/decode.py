@@ -37,6 +37,7 @@ class DecodedImage:
     converted_from: str | None = None  # source mode when a conversion to RGB was needed
     error: str | None = None           # reason the image was skipped
     large: bool = False                # decoded, but above the large-image pixel count
+    view_pixels: np.ndarray | None = None  # (V, V, 3) uint8, the larger copy views are cut from (generator --views)
 
 
 def decode_image(data: bytes, image_size: int, max_pixels: int = DEFAULT_MAX_PIXELS,

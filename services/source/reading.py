@@ -1,6 +1,7 @@
 """Fetch and decode a slice of a source listing: runs inside the generator's CPU read tasks."""
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -24,6 +25,7 @@ class ReadSpec:
     storage_options: dict[str, Any] = field(default_factory=dict)
     base_uri: str = ""                   # item source_ids are relative to it (source_path = base_uri/source_id)
     large_pixels: int = DEFAULT_LARGE_PIXELS
+    view_image_size: int | None = None   # also decode each image at this size (the generator's --view-image-size)
 
     @classmethod
     def for_listing(cls, listing: SourceListing, image_size: int, max_pixels: int = DEFAULT_MAX_PIXELS,
@@ -73,5 +75,9 @@ def read_items(spec: ReadSpec, items: Sequence[SourceItem]) -> list[DecodedImage
         elif not data:
             results.append(DecodedImage(None, error=EMPTY_FILE))
         else:
-            results.append(decode_image(data, spec.image_size, spec.max_pixels, spec.large_pixels))
+            result = decode_image(data, spec.image_size, spec.max_pixels, spec.large_pixels)
+            if spec.view_image_size and result.pixels is not None:
+                larger = decode_image(data, spec.view_image_size, spec.max_pixels, spec.large_pixels).pixels
+                result = dataclasses.replace(result, view_pixels=larger)
+            results.append(result)
     return results

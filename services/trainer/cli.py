@@ -20,6 +20,10 @@ Teacher logits and augmentation:
                     use no teacher (ce, dat) may use any augmentation.
   online            the teacher runs on the augmented views the student sees (needs the teacher's weights
                     and its compute): use it with --randaugment / --mixup / --hflip.
+  stored views      a set made with the generator's --views K stores K random-resized-crop + flip views
+                    per image with the teacher's logits on each: with stored logits the run uses them by
+                    default (epoch e shows view e mod K), augmentation with no teacher; --views 0 trains on
+                    the unaugmented images of the same set, --views N < K on the first N views.
 
 Objectives: {objectives}
 
@@ -43,7 +47,8 @@ GROUPS = {
              "verify_shards"],
     "model and objective": ["preset", "overrides", "student", "objective", "teacher_logits", "adversarial_rows"],
     "recipe": ["epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "warmup_epochs", "min_lr",
-               "label_smoothing", "randaugment", "mixup", "hflip", "random_resized_crop", "bf16", "channels_last", "seed"],
+               "label_smoothing", "randaugment", "mixup", "hflip", "random_resized_crop", "views", "bf16",
+               "channels_last", "seed"],
     "resources": ["workers", "gpus_per_worker", "cpus_per_worker", "loader_workers", "shuffle_window", "max_failures",
                   "ray_address"],
     "reporting": ["log_every", "max_steps_per_epoch", "progress_bar"],

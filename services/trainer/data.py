@@ -269,6 +269,10 @@ def build_datasets(cfg: TrainConfig, image_size: int | None = None) -> TrainingD
     fraction = 0.0 if cfg.val else cfg.val_fraction
     data = (_from_sample_set(cfg, train_tf, val_tf, fraction) if cfg.samples
             else _from_source(cfg, train_tf, val_tf, fraction, image_size or cfg.resolve_preset().image_size))
+    if cfg.samples:  # stored views (generator --views K): services.trainer.views
+        from services.trainer.views import resolve_views, with_views
+
+        data.train = with_views(data.train, resolve_views(cfg, data.train.rows.manifest))
     if cfg.val:
         listing = list_source(cfg.val, "auto", cfg.class_map, cfg.storage_options)
         data.val = SourceDataset(ReadSpec.for_listing(listing, data.image_size, storage_options=cfg.storage_options),
@@ -321,7 +325,9 @@ def _worker_start_method(cfg: TrainConfig, workers: int) -> str | None:
 
 
 def train_loader(cfg: TrainConfig, dataset: Dataset, rank: int, world_size: int) -> DataLoader:
-    sampler = BlockShuffleSampler(dataset.blocks(), rank, world_size, cfg.seed, cfg.shuffle_window)
+    from services.trainer.views import sampler_for  # (index, epoch) for stored views, plain indices otherwise
+
+    sampler = sampler_for(dataset, rank, world_size, cfg.seed, cfg.shuffle_window)
     return DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, collate_fn=collate_examples,
                       num_workers=cfg.loader_workers, drop_last=len(sampler) > cfg.batch_size,
                       persistent_workers=cfg.loader_workers > 0, pin_memory=cfg.gpus_per_worker > 0,

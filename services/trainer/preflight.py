@@ -23,6 +23,7 @@ from services.source import SourceListing, list_source
 from services.storage import StorageError, check_writable, join, open_filesystem
 from services.trainer.checkpointing import RunStore
 from services.trainer.config import TrainConfig
+from services.trainer.views import resolve_views
 
 
 class TrainInputError(ValueError):
@@ -38,6 +39,7 @@ class Plan:
     sample_rows: int | None = None
     accepted: int | None = None
     resume_epoch: int = 0
+    views: int = 0                      # stored views the run cycles through (services.trainer.views)
     warnings: list[str] = field(default_factory=list)
 
     def describe(self, cfg: TrainConfig) -> str:
@@ -46,6 +48,8 @@ class Plan:
                  f"source {cfg.source}: {self.source_items} items"]
         if cfg.samples:
             lines.append(f"samples {cfg.samples}: {self.sample_rows} rows, {self.accepted} accepted Q(x')")
+        if self.views:
+            lines.append(f"augmentation: {self.views} stored views per image (epoch e shows view e mod {self.views})")
         lines.append(f"resuming after epoch {self.resume_epoch}" if self.resume_epoch else "starting a new run")
         return "\n".join(lines + [f"warning: {w}" for w in self.warnings])
 
@@ -70,6 +74,7 @@ def _preflight(cfg: TrainConfig, preset: Preset, echo: Callable[[str], None]) ->
     with torch.device("meta"):  # checks the name without allocating weights
         create_student(cfg.student, num_classes=len(source.class_names))
     plan = Plan(list(source.class_names), len(source.items))
+    manifest = None
     if cfg.samples:
         manifest = load_manifest(cfg.samples, cfg.storage_options)  # corrupt / unpublished / wrong version
         if manifest.statistics.clean == 0:
@@ -87,6 +92,7 @@ def _preflight(cfg: TrainConfig, preset: Preset, echo: Callable[[str], None]) ->
             plan.warnings.append("the sample set has no accepted Q(x'): the adversarial term will be 0")
         if cfg.needs_teacher_model and manifest.config.preset_config.get("teacher") != _asdict(preset.teacher):
             plan.warnings.append("the online teacher differs from the one that made (and accepted) the samples")
+    plan.views = resolve_views(cfg, manifest)  # views asked for must be in the set
     if cfg.val:
         val = list_source(cfg.val, "auto", cfg.class_map, cfg.storage_options)
         if val.class_ids != source.class_ids:

@@ -45,12 +45,12 @@ def test_teacher_logits_are_float16_lists_and_columns_are_complete():
     assert ss.SAMPLE_SCHEMA.field(ss.COL_TEACHER_LOGITS).type == pa.list_(pa.float16())
     assert ss.COLUMNS == (ss.COL_SAMPLE_ID, ss.COL_SOURCE_ID, ss.COL_SOURCE_PATH, ss.COL_LABEL, ss.COL_IMAGE,
                           ss.COL_KIND, ss.COL_TEACHER_LOGITS, ss.COL_TEACHER_PREDICTION,
-                          ss.COL_TEACHER_CONFIDENCE, ss.COL_ACCEPTED)
+                          ss.COL_TEACHER_CONFIDENCE, ss.COL_ACCEPTED, *ss.VIEW_COLUMNS)
     assert ss.SAMPLE_SCHEMA.metadata[b"dad_format"] == f"{ss.FORMAT_NAME}/{ss.FORMAT_VERSION}".encode()
 
 
 def test_format_v2_declares_class_names_as_a_hugging_face_class_label():
-    assert ss.FORMAT_VERSION == 2 and ss.READABLE_FORMAT_VERSIONS == (1, 2)
+    assert ss.FORMAT_VERSION == 3 and ss.READABLE_FORMAT_VERSIONS == (1, 2, 3)
     schema = ss.sample_schema(["cat", "dog"])
     features = json.loads(schema.metadata[b"huggingface"])["info"]["features"]
     assert features[ss.COL_LABEL] == {"names": ["cat", "dog"], "_type": "ClassLabel"}
@@ -58,6 +58,15 @@ def test_format_v2_declares_class_names_as_a_hugging_face_class_label():
     assert ss.class_names_of(schema) == ["cat", "dog"]
     assert ss.class_names_of(ss.SAMPLE_SCHEMA) is None  # no names given: the label stays a plain int64
     assert schema.field(ss.COL_LABEL).type == pa.int64() and schema.equals(ss.SAMPLE_SCHEMA)
+
+
+def test_format_v3_view_columns_are_nested_lists_and_an_optional_image():
+    schema = ss.SAMPLE_SCHEMA
+    assert schema.field(ss.COL_VIEWS).type == pa.list_(pa.list_(pa.int32()))
+    assert schema.field(ss.COL_VIEW_LOGITS).type == pa.list_(pa.list_(pa.float16()))
+    assert schema.field(ss.COL_VIEW_CLASSES).type == pa.list_(pa.list_(pa.int32()))
+    assert schema.field(ss.COL_VIEW_IMAGE).type == ss.IMAGE_TYPE
+    assert all(schema.field(c).nullable for c in ss.VIEW_COLUMNS)  # rows without views hold nulls
 
 
 def test_accepted_is_defined_on_adversarial_rows_only_whatever_the_stored_version():

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from dad_core.views import ViewConfig, draw_views
 from schemas import sample_store as ss
 from services.generator.cli import build_parser, main
 from services.sample_store import open_sample_set, verify_sample_set
@@ -57,7 +58,7 @@ def test_killed_job_resumes_without_regenerating_finished_shards(tmp_path, make_
     source = make_image_folder(tmp_path / "src", per_class=8)  # 24 images -> 8 shards of 3
     out = tmp_path / "store"
     args = ["--source", str(source), "--out", str(out), "--name", "resume", "--shard-size", "3", "--batch-size", "3",
-            "--set", "attack.steps=20", "--num-cpus", "2", "--cpus-per-actor", "1", "--no-progress"]
+            "--set", "attack.steps=20", "--num-cpus", "2", "--cpus-per-actor", "1", "--no-progress", "--views", "2"]
     first = _cli(*args)
     commits, deadline = out / "resume" / ss.COMMITS_DIR, time.monotonic() + 120
     while time.monotonic() < deadline and first.poll() is None and not list(commits.glob("*.json")):
@@ -91,6 +92,14 @@ def test_killed_job_resumes_without_regenerating_finished_shards(tmp_path, make_
     expected = sorted(p.relative_to(source).as_posix() for p in source.rglob("*.jpg"))
     assert sorted(clean) == expected and len(clean) == len(set(clean)) == 24
     assert clean != expected  # not the class-sorted listing order
+    # stored views (--views 2): every clean row of both runs has its own seeded views, and its logits
+    rows = open_sample_set(str(out / "resume"), kinds=(ss.KIND_CLEAN,))
+    assert manifest.config.views.count == 2 and rows.num_views == 2
+    for i in range(len(rows)):
+        rec = rows.record(i)
+        drawn = draw_views(ViewConfig(2), manifest.config.seed, rec[ss.COL_SAMPLE_ID], 32, 32)
+        assert rec[ss.COL_VIEWS] == [[*v.as_tuple()[:4], int(v.flip)] for v in drawn]
+        assert len(rec[ss.COL_VIEW_LOGITS]) == 2 and len(rec[ss.COL_VIEW_LOGITS][0]) == 3
 
 
 def _free_port() -> int:

@@ -6,6 +6,7 @@ import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 from schemas import sample_store as ss
 from services.sample_store import load_manifest, open_sample_set, shard_uris, verify_sample_set
@@ -63,7 +64,7 @@ def test_shards_are_plain_parquet_with_the_hugging_face_image_struct(synthetic_s
     table = pq.read_table(synthetic_set / "shards")  # pyarrow alone, no dad code
     assert table.num_rows == 12
     assert table.schema.field("image").type.names == ["bytes", "path"]
-    assert table.schema.metadata[b"dad_format"] == b"dad-sample-set/2"
+    assert table.schema.metadata[b"dad_format"] == b"dad-sample-set/3"
 
 
 V1_SET = Path(__file__).parent / "data" / "v1-set"  # written by the format-v1 code (commit a7579af), kept as is
@@ -94,3 +95,41 @@ def test_v2_training_selection_keeps_clean_rows_whose_accepted_is_null(synthetic
     ds = open_sample_set(str(synthetic_set), kinds=ss.KINDS)
     assert ds.index.column(ss.COL_KIND).to_pylist().count("clean") == 6 and len(ds) == 10
     assert ds[0]["kind"] == "clean" and ds[0]["accepted"] is None
+
+
+V2_SET = Path(__file__).parent / "data" / "v2-set"  # written by the format-v2 code (commit d0a4c55), kept as is
+
+
+def test_a_set_written_in_format_v2_stays_readable_as_a_set_without_views():
+    manifest = verify_sample_set(str(V2_SET))
+    assert manifest.format_version == 2 and manifest.config.views is None
+    raw = pq.read_table(next((V2_SET / "shards").iterdir()))
+    assert raw.schema.metadata[b"dad_format"] == b"dad-sample-set/2" and "views" not in raw.schema.names
+    training = open_sample_set(str(V2_SET))
+    assert training.num_views == 0 and len(training) == 3 + 2
+    item = training[0]
+    assert item["kind"] == "clean" and item["image"].shape == (3, 8, 8) and item["teacher_logits"].shape == (5,)
+    with pytest.raises(IndexError, match="has 0 views"):
+        training.view(0, 0)
+
+
+def test_a_view_is_rebuilt_from_the_stored_image_with_its_stored_logits(views_set):
+    from dad_core.views import View, render_view
+    from services.sample_store import decode_png
+
+    ds = open_sample_set(str(views_set))
+    assert ds.num_views == 2 and ds.manifest.config.views.kinds == ["clean", "adversarial"]
+    rec = ds.record(1)
+    for v in range(2):
+        view = ds.view(1, v)
+        box = rec["views"][v]
+        # the set records bilinear (not today's default): the reader rebuilds with the recorded interpolation
+        expected = render_view(decode_png(rec["image"]["bytes"]), View(*box[:4], bool(box[4])), 8, "bilinear")
+        np.testing.assert_array_equal(view["image"].mul(255).round().byte().permute(1, 2, 0).numpy(), expected)
+        assert view["image"].shape == (3, 8, 8) and view["label"] == rec["label"] and view["kind"] == rec["kind"]
+        np.testing.assert_array_equal(view["teacher_logits"].numpy(),
+                                      np.asarray(rec["view_logits"][v], np.float16).astype(np.float32))
+    with pytest.raises(IndexError, match="has 2 views, asked for view 2"):
+        ds.view(1, 2)
+    shapes = open_sample_set(str(views_set), transform=lambda img: np.asarray(img).shape)
+    assert shapes.view(0, 1)["image"] == (8, 8, 3)  # a transform gets the view as a PIL image

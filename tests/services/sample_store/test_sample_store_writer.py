@@ -12,6 +12,21 @@ from services.sample_store import SampleSetStore, build_rows, decode_png
 from services.sample_store.publishing import IncompleteSetError, build_manifest
 from services.sample_store.writer import parquet_bytes
 
+def test_views_round_trip_bit_exactly_and_are_null_on_rows_without_them(synthetic):
+    batch = synthetic.with_views(synthetic.sample_batch(), k=3)
+    batch.adversarial_views = None
+    rows = build_rows(synthetic.FP, [batch]).to_pylist()
+    for i, row in enumerate(rows[0::2]):
+        assert row["views"] == batch.clean_views.boxes[i].tolist() and row["view_classes"] is None
+        np.testing.assert_array_equal(np.asarray(row["view_logits"], np.float16), batch.clean_views.logits[i])
+        assert row["view_image"] is None
+    assert all(r["views"] is None and r["view_logits"] is None for r in rows[1::2])
+    top = synthetic.with_views(synthetic.sample_batch(), k=2, top_k=3)
+    row = build_rows(synthetic.FP, [top]).to_pylist()[1]
+    assert row["view_classes"] == top.adversarial_views.classes[0].tolist()
+    np.testing.assert_array_equal(np.asarray(row["view_logits"], np.float16), top.adversarial_views.logits[0])
+
+
 def test_rows_store_exactly_the_pixels_and_float16_logits(synthetic):
     batch = synthetic.sample_batch()
     table = build_rows(synthetic.FP, [batch])
@@ -39,7 +54,7 @@ def test_accepted_counts_only_adversarial_verdicts_and_class_names_reach_the_sch
     assert counts == {("clean", None): 3, ("discretized", None): 3, ("adversarial", True): 2,
                       ("adversarial", False): 1}
     assert ss.class_names_of(table.schema) == list("abcde")
-    assert table.schema.metadata[b"dad_format"] == b"dad-sample-set/2"
+    assert table.schema.metadata[b"dad_format"] == f"dad-sample-set/{ss.FORMAT_VERSION}".encode()
 
 
 def test_commit_writes_the_file_then_a_marker_naming_it_with_its_checksum(tmp_path, synthetic):

@@ -31,6 +31,20 @@ def sample_set(tmp_path_factory, make_image_folder, ray_local) -> SampleSet:
     return SampleSet(source, result.manifest_uri, Path(result.set_uri.removeprefix("file://")))
 
 
+@pytest.fixture(scope="session")
+def views_sample_set(tmp_path_factory, sample_set, ray_local) -> SampleSet:
+    """The same source through the generator with --views 2 (views of x, cut from a 40 px copy, and of Q(x');
+    full logits)."""
+    from services.generator import GeneratorConfig, prepare_job, run_generation
+
+    root = tmp_path_factory.mktemp("trainer_views")
+    config = GeneratorConfig(source=str(sample_set.source), out=str(root / "samples"), preset="tiny", shard_size=8,
+                             batch_size=8, progress_bar=False, views=2, adversarial_views=True, view_image_size=40)
+    result = run_generation(config, job=prepare_job(config))
+    assert result.manifest.config.views.count == 2 and result.manifest.config.views.source_size == 40
+    return SampleSet(sample_set.source, result.manifest_uri, Path(result.set_uri.removeprefix("file://")))
+
+
 @pytest.fixture
 def train_config(sample_set, tmp_path):
     """Factory: a tiny TrainConfig on the fixture's sample set; keyword arguments override fields."""

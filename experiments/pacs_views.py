@@ -1,0 +1,102 @@
+"""`python -m experiments.pacs_views --pacs PATH --attack NORM:STEP`: augmentation with stored soft labels on PACS.
+
+Same splits, teacher, Q and student recipe as `experiments.pacs` (its finished stages in --out are reused, keyed
+by their configuration), one sample set with K stored views (`--views K --adversarial-views`, crops of at least
+`--view-min-scale` of the area), and `kd` / `dad` students in three arms:
+  no-aug   the set's stored logits, no augmentation (`--views 0`): today's stored-logit training
+  views    view (epoch mod K) of each image with its stored logits: augmentation, no teacher in memory
+  online   the teacher run on every step's random-resized crop + flip (`--teacher-logits online`)
+Scored on photo val (the trainer's last epoch) and each domain's test split; mean ± sd over seeds, and wall time
+per student (the online arm pays for the teacher's forward on every image).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+from experiments.pacs import DOMAINS, TEACHER_RECIPE, Experiment, build_parser as pacs_parser, last_val_top1
+from experiments.report import top1
+
+MIN_SCALE = 0.35
+
+
+def arms(min_scale: float) -> dict[str, tuple[str, ...]]:
+    return {"no-aug": ("--views", "0"), "views": (),
+            "online": ("--teacher-logits", "online", "--random-resized-crop", str(min_scale), "--hflip")}
+
+
+class ViewsExperiment(Experiment):
+    def _run(self) -> int:
+        a = self.args
+        t0 = time.time()
+        splits = self.make_splits()
+        photo_train, photo_val = splits / "photo" / "train", splits / "photo" / "val"
+        teacher = self.train("teacher", splits / "teacher" / "train", splits / "teacher" / "val", "ce",
+                             TEACHER_RECIPE, 0,
+                             a.teacher_arch, sets=["--set", f"image_size={a.image_size}"])
+        vq = self.fit_q(splits)
+        samples = self.generate(teacher, vq, photo_train, a.attack,
+                                extra=("--views", str(a.views), "--adversarial-views", "--view-min-scale",
+                                       str(a.view_min_scale)))
+        rows, seconds = {}, {}
+        suites = [f"{d}=imagefolder:{splits / d / 'test'}" for d in DOMAINS]
+        for objective in ("kd", "dad"):
+            for arm, extra in arms(a.view_min_scale).items():
+                for seed in range(a.seeds):
+                    name = f"views-{objective}-{arm}-s{seed}"
+                    run = self.train(name, photo_train, photo_val, objective, self.recipe, seed, a.student,
+                                     samples=samples / "manifest.json", extra=extra,
+                                     sets=self.model_sets(teacher, vq))
+                    result = top1(self.evaluate(f"eval-{run.name}", run, suites))
+                    rows.setdefault((objective, arm), []).append({"photo_val": 100 * last_val_top1(run), **result})
+                    seconds.setdefault((objective, arm), []).append(self.stages.timings()[run.name]["seconds"])
+        write_views_report(self.out, rows, seconds, samples, time.time() - t0)
+        return 0
+
+
+def _mean_sd(values: list[float]) -> str:
+    return f"{values[0]:.1f}" if len(values) == 1 else f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
+
+
+def write_views_report(out: Path, rows: dict, seconds: dict, samples: Path, total_s: float) -> None:
+    columns = ["photo_val", *DOMAINS, "shift_avg"]
+    for results in rows.values():
+        for r in results:
+            r["shift_avg"] = statistics.mean(r[d] for d in DOMAINS if d != "photo")
+    lines = ["# PACS: augmentation with stored soft labels", "",
+             f"Sample set: {samples.name}. Top-1 (%), mean ± sd over seeds; photo val from the trainer's last epoch.",
+             "", "| objective | arm | seeds | " + " | ".join(c.replace("_", " ") for c in columns)
+             + " | s per student |", "|---|---|---|" + "---|" * (len(columns) + 1)]
+    for (objective, arm), results in rows.items():
+        lines.append(f"| `{objective}` | {arm} | {len(results)} | "
+                     + " | ".join(_mean_sd([r[c] for r in results]) for c in columns)
+                     + f" | {statistics.mean(seconds[(objective, arm)]):.0f} |")
+    lines += ["", f"Wall time of this invocation: {total_s / 60:.1f} min."]
+    (out / "views_report.md").write_text("\n".join(lines) + "\n")
+    (out / "views_report.json").write_text(json.dumps(
+        {f"{o}/{arm}": {"results": r, "seconds": seconds[(o, arm)]} for (o, arm), r in rows.items()}, indent=2))
+    print("\n".join(lines))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = pacs_parser()
+    p.prog, p.description = "python -m experiments.pacs_views", __doc__
+    p.add_argument("--views", type=int, default=4, help="stored views per image (default: 4)")
+    p.add_argument("--view-min-scale", type=float, default=MIN_SCALE,
+                   help=f"smallest crop area of a view, and the online arm's random-resized crop (default: {MIN_SCALE})")
+    p.set_defaults(seeds=2)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.attack is None:
+        raise SystemExit("error: --attack NORM:STEP is required (the attack experiments.pacs chose on photo val)")
+    return ViewsExperiment(args).run()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
