@@ -6,7 +6,7 @@ from typing import Annotated, Any, Mapping
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
 
-from schemas.fields import Name
+from schemas.fields import Name, Overrides
 from schemas.jobs.checks import installed_checks
 
 
@@ -47,10 +47,13 @@ def overrides_field():
                                                    "of the preset field it sets")
 
 
-def check_overrides(overrides: Mapping[str, Any], info: ValidationInfo, extra: Mapping[str, Any] | None = None):
-    """Field validator body: the preset (validated before the overrides) must resolve with them."""
+def _fit_preset(overrides: Mapping[str, Any], info: ValidationInfo):
+    """The preset (a field declared before the overrides, so validated first) must resolve with them."""
     checks = installed_checks()
     preset = info.data.get("preset")
     if checks is not None and preset is not None:
-        checks.check_preset(preset, {**overrides, **(extra or {})})
+        checks.check_preset(preset, dict(overrides))
     return overrides
+
+
+PresetOverrides = Annotated[Overrides, AfterValidator(_fit_preset)]

@@ -9,9 +9,9 @@ from typing import Annotated, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from schemas.fields import Cpus, Gpus, Id, NonNegativeInt, Overrides, JobStorageOptions, PositiveInt, RayAddress, Uri
+from schemas.fields import Cpus, Gpus, Id, NonNegativeInt, JobStorageOptions, PositiveInt, RayAddress, Uri
 from schemas.sample_store import VIEWS_AUTO_FULL_LOGITS, VIEWS_AUTO_TOP_K
-from schemas.jobs.base import JobModel, PresetName, check_overrides, overrides_field, preset_field
+from schemas.jobs.base import JobModel, PresetName, PresetOverrides, overrides_field, preset_field
 
 MAX_PIXELS = 178_956_970  # PIL's decompression-bomb limit: larger images are skipped as too_large
 LARGE_PIXELS = 89_478_485  # PIL's bomb-warning threshold: larger images are decoded and counted as large
@@ -23,7 +23,7 @@ SourceFormat = Literal["auto", "imagefolder", "parquet"]
 class GenerateSettings(JobModel):
     source: Uri = Field(description="ImageFolder tree (<class>/<image>) or Parquet image dataset; path or s3:// URL")
     preset: PresetName = preset_field("tiny")
-    overrides: Overrides = overrides_field()
+    overrides: PresetOverrides = overrides_field()
     class_map: Uri | None = Field(None, description="class names: JSON {id: name} or [names], CSV id,name, or txt "
                                                     "(default: ImageNet wnids -> CLIP class names, else folder names)")
     source_format: SourceFormat = Field("auto", description="how to read the source")
@@ -57,11 +57,6 @@ class GenerateSettings(JobModel):
         0.08, description="smallest crop area of a view, as a fraction of the image (RandomResizedCrop scale)")
     adversarial_views: bool = Field(False, description="also store the views of each Q(x') with the teacher's "
                                                        "logits (otherwise DAD's Q(x') term trains on the stored Q(x'))")
-
-    @field_validator("overrides")
-    @classmethod
-    def _overrides_fit_preset(cls, overrides, info: ValidationInfo):
-        return check_overrides(overrides, info)
 
     @field_validator("view_image_size", "view_top_k", "view_min_scale", "adversarial_views")
     @classmethod

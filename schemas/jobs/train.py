@@ -15,9 +15,9 @@ from typing import Annotated, Literal
 from pydantic import Field, ValidationInfo, field_validator
 
 from schemas.fields import (
-    Cpus, Gpus, JobStorageOptions, Name, NonNegativeInt, Overrides, PositiveInt, RayAddress, Seed, Uri,
+    Cpus, Gpus, JobStorageOptions, Name, NonNegativeInt, PositiveInt, RayAddress, Seed, Uri,
 )
-from schemas.jobs.base import JobModel, PresetName, check_overrides, overrides_field, preset_field, registry_examples
+from schemas.jobs.base import JobModel, PresetName, PresetOverrides, overrides_field, preset_field, registry_examples
 from schemas.jobs.checks import SAMPLE_SET_INPUTS, STUDENT_ATTACK_INPUTS, TEACHER_INPUTS, installed_checks
 
 TEACHER_LOGITS = ("stored", "online")
@@ -64,7 +64,7 @@ class TrainSettings(JobModel):
         "stored", description="stored: read phi(x), phi(Q(x')) from the sample set, no teacher in memory; "
                               "online: run the teacher on the augmented views")
     preset: PresetName = preset_field("paper")
-    overrides: Overrides = overrides_field()
+    overrides: PresetOverrides = overrides_field()
     student: Name | None = Field(None, description="timm model name (default: the preset's student)")
     class_map: Uri | None = Field(None, description="class map file of the source, as given to the generator")
     source_format: Literal["auto", "imagefolder", "parquet"] = Field("auto", description="source layout")
@@ -131,11 +131,6 @@ class TrainSettings(JobModel):
         if checks is not None:
             checks.objective_needs(objective)  # ValueError naming the valid objectives
         return objective
-
-    @field_validator("overrides")
-    @classmethod
-    def _overrides_fit_preset(cls, overrides, info: ValidationInfo):
-        return check_overrides(overrides, info)
 
     @field_validator("randaugment", "mixup", "hflip", "random_resized_crop")
     @classmethod
