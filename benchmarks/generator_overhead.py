@@ -16,10 +16,8 @@ actor start-up (model building in the actor) are reported separately: they are p
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -31,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from benchmarks.common import add_output_args, machine, write_json  # noqa: E402
 from dad_core import create_discretizer, create_teacher, get_preset, parse_overrides  # noqa: E402
 from services.jobs.presets import parse_override_text  # noqa: E402
 from services.generator.config import GeneratorConfig  # noqa: E402
@@ -101,12 +100,11 @@ def main() -> int:
     p.add_argument("--shard-size", type=int, default=128)
     p.add_argument("--num-actors", type=int, default=None)
     p.add_argument("--cpus-per-actor", type=float, default=1.0)
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch threads, both sides (default: the actor's CPUs, as the service uses; 1 on GPU)")
     p.add_argument("--no-bare-after", dest="bare_after", action="store_false",
                    help="run the bare loop only before the service, not also after it")
     p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray (default: all)")
-    p.add_argument("--json", default="benchmarks/results/generator_overhead.json", help="where to write the numbers")
+    add_output_args(p, json_default="benchmarks/results/generator_overhead.json",
+                    threads_help="torch threads, both sides (default: the actor's CPUs, as the service uses; 1 on GPU)")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -126,8 +124,7 @@ def main() -> int:
             "stage_s": {k: sum(b["stage_s"][k] for b in bare_runs) / len(bare_runs) for k in bare_runs[0]["stage_s"]}}
     bare["images_per_s"] = bare["images"] / bare["seconds"]
     overhead = service["seconds"] / bare["seconds"] - 1
-    report = {"preset": preset.name, "overrides": args.set, "device": torch.cuda.get_device_name() if device == "cuda"
-              else f"cpu ({os.cpu_count()} cores, {platform.processor() or platform.machine()})",
+    report = {"preset": preset.name, "overrides": args.set, "device": machine(device),
               "images": len(listing.items), "image_size": preset.image_size, "batch_size": args.batch_size,
               "torch_threads": threads, "bare": bare, "service": service, "overhead": overhead,
               "end_to_end_overhead": (service["seconds"] + service["ray_start_s"] + service["actor_startup_s"])
@@ -145,9 +142,7 @@ def main() -> int:
     for name, stages in (("bare", bare["stage_s"]), ("service*", service["stage_s_summed_over_workers"])):
         print(f"  {name:<14} " + "  ".join(f"{stages.get(k, 0.0):{len(k)}.2f}" for k in stage_names))
     print("  (* summed over parallel workers)")
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=2))
+    write_json(args.json, report)
     return 0
 
 

@@ -26,9 +26,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -39,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 import torch  # noqa: E402
 
+from benchmarks.common import add_output_args, machine, write_json  # noqa: E402
 from dad_core import (  # noqa: E402
     PixelSpaceClassifier, create_discretizer, create_student, create_teacher, get_preset, parse_overrides,
 )
@@ -103,8 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--views", type=int, default=0, metavar="K", help="also compare stored views (K per image) "
                                                                       "with stored no-augmentation and online-teacher "
                                                                       "augmentation, data loading included")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--json", default=None, metavar="PATH", help="also write the numbers to this JSON file")
+    add_output_args(p)
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -172,8 +170,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{v['total_ms'] / views['stored']['total_ms']:9.2f}x")
     if args.json:
         result = {"student": args.student, "image_size": args.image_size, "batch_size": n, "num_classes": k,
-                  "device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
-                  else platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+                  "device": str(device), "device_name": machine(device), "threads": torch.get_num_threads(),
                   "precision": precision, "channels_last": args.channels_last, "teacher": preset.teacher.model,
                   "steps": args.steps, "warmup": args.warmup, "ms_per_step": {c: t[c] * 1e3 for c in t},
                   "student_images_per_s": {case: images / t[case] for _, _, case, images in rows},
@@ -191,8 +188,7 @@ def main(argv: list[str] | None = None) -> int:
                                "ratio_views_vs_stored": views["views"]["total_ms"] / views["stored"]["total_ms"],
                                "ratio_online_vs_stored": views["online"]["total_ms"] / views["stored"]["total_ms"],
                                "ratio_online_vs_views": views["online"]["total_ms"] / views["views"]["total_ms"]}
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=2))
+        write_json(args.json, result)
     return 0
 
 

@@ -13,7 +13,6 @@ so load from other processes on a shared machine slows them all alike and the ra
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -27,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from benchmarks.common import add_output_args, machine, write_json  # noqa: E402
 from dad_core import create_discretizer, create_teacher, get_preset, parse_overrides  # noqa: E402
 from schemas import sample_store as ss  # noqa: E402
 from services.generator.samples import DecodedBatch, batch_seed, generate_samples  # noqa: E402
@@ -77,8 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--adversarial-views", action="store_true", help="also views of Q(x')")
     p.add_argument("--repeats", type=int, default=3, help="passes over the images, the first one untimed "
                                                           "(default: %(default)s)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads")
-    p.add_argument("--json", default=None, metavar="PATH", help="also write the numbers to this JSON file")
+    add_output_args(p)
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -126,8 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'views':>5} {'ms/sample':>10} {'vs K=' + str(counts[0]):>8} {'bytes/sample':>13} {'labels+boxes B':>15} "
           f"{'top-k':>6}")
     report = {"preset": preset.name, "image_size": preset.image_size, "classes": len(class_names),
-              "images": images, "batch_size": args.batch_size, "device": device if device == "cpu" else
-              torch.cuda.get_device_name(), "cpu": platform.processor() or platform.machine(),
+              "images": images, "batch_size": args.batch_size, "device": machine(device), "cpu": platform.processor() or platform.machine(),
               "threads": torch.get_num_threads(), "synthetic": args.source is None, "cases": {}}
     for k in counts:
         top_k = jobs[k].info.top_k if jobs[k] else None
@@ -139,9 +137,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{row['view_label_bytes_per_sample']:15.0f} {str(top_k or 'full'):>6}")
     print("(bytes: the Parquet shard as the writer stores it, clean + Q(x') rows; labels+boxes: uncompressed view "
           "columns)")
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=2))
+    write_json(args.json, report)
     return 0
 
 
