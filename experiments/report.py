@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import statistics
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,23 +26,29 @@ COMPARISONS = (("dad", "kd"), ("dad", "ce"), ("dad", "dad-no-attack"), ("dad", "
 
 # ----------------------------------------------------------------------------- reading results
 
-def latest_result(eval_dir: Path) -> tuple[dict[str, Any], Path]:
-    files = sorted((eval_dir / RESULTS_DIR).glob("*.json"), key=lambda p: p.stat().st_mtime)
-    return json.loads(files[-1].read_text()), files[-1]
+@dataclass(frozen=True)
+class Evaluation:
+    """An evaluation run's latest result: top-1 per suite, and where its per-image predictions are."""
+
+    top1: dict[str, float]
+    result_path: Path
+
+    def correctness(self) -> dict[str, dict[str, int]]:
+        """{suite: {source_id: 1 if right else 0}} from the evaluation's predictions."""
+        out: dict[str, dict[str, int]] = {}
+        for row in read_predictions(str(self.result_path)).to_pylist():
+            out.setdefault(row["suite"], {})[row["source_id"]] = int(row["label"] == row["prediction"])
+        return out
+
+
+def load_evaluation(eval_dir: Path) -> Evaluation:
+    path = max((eval_dir / RESULTS_DIR).glob("*.json"), key=lambda p: p.stat().st_mtime)
+    result = json.loads(path.read_text())
+    return Evaluation({m["suite"]: m["value"] for m in result["metrics"] if m["metric"] == "top1"}, path)
 
 
 def top1(eval_dir: Path) -> dict[str, float]:
-    result, _ = latest_result(eval_dir)
-    return {m["suite"]: m["value"] for m in result["metrics"] if m["metric"] == "top1"}
-
-
-def correctness(eval_dir: Path) -> dict[str, dict[str, int]]:
-    """{suite: {source_id: 1 if right else 0}} from the evaluation's predictions."""
-    _, path = latest_result(eval_dir)
-    out: dict[str, dict[str, int]] = {}
-    for row in read_predictions(str(path)).to_pylist():
-        out.setdefault(row["suite"], {})[row["source_id"]] = int(row["label"] == row["prediction"])
-    return out
+    return load_evaluation(eval_dir).top1
 
 
 def _mean_sd(values: list[float]) -> str:
@@ -52,12 +59,12 @@ def _mean_sd(values: list[float]) -> str:
 
 # ----------------------------------------------------------------------------- tables
 
-def student_table(evals: dict[str, Path], students: dict[str, tuple[str, int, Path]], domains: tuple[str, ...],
+def student_table(evals: dict[str, Evaluation], students: dict[str, tuple[str, int, Path]], domains: tuple[str, ...],
                   teacher: dict[str, float]) -> tuple[str, dict]:
     shifted = [d for d in domains if d != "photo"]
     by_variant: dict[str, dict[str, list[float]]] = {}
     for name, (variant, _, _) in students.items():
-        t = top1(evals[name])
+        t = evals[name].top1
         for d in domains:
             by_variant.setdefault(variant, {}).setdefault(d, []).append(t.get(d, float("nan")))
     head = "| model | seeds | " + " | ".join(domains) + " | shift avg |\n|---|---|" + "---|" * (len(domains) + 1) + "\n"
@@ -73,12 +80,12 @@ def student_table(evals: dict[str, Path], students: dict[str, tuple[str, int, Pa
     return head + "\n".join(rows) + "\n", summary
 
 
-def paired_tests(evals: dict[str, Path], students: dict[str, tuple[str, int, Path]],
+def paired_tests(evals: dict[str, Evaluation], students: dict[str, tuple[str, int, Path]],
                  domains: tuple[str, ...]) -> tuple[str, dict]:
     """Paired bootstrap intervals and permutation p-values for COMPARISONS, per domain and the shift average."""
     by_variant: dict[str, dict[int, dict[str, dict[str, int]]]] = {}
     for name, (variant, seed, _) in students.items():
-        by_variant.setdefault(variant, {})[seed] = correctness(evals[name])
+        by_variant.setdefault(variant, {})[seed] = evals[name].correctness()
     shifted = tuple(d for d in domains if d != "photo")
     columns = (*domains, "shift avg")
     head = "| A − B (points) | " + " | ".join(columns) + " |\n|---|" + "---|" * len(columns) + "\n"
@@ -199,15 +206,16 @@ def sample_grid(manifest_uri: str, path: Path, n: int = 8, scale: int = 2) -> No
 
 # ----------------------------------------------------------------------------- records and text
 
-def write_run_records(out: Path, runs: list[tuple[str, str, str | None]]) -> None:
-    """Run records so the control plane's catalog lists the experiment's runs (see record_finished_run)."""
+def write_run_records(out: Path, runs: list[tuple[str, str, str | None]], config: dict | None = None,
+                      message: str = "made by experiments.pacs") -> None:
+    """Run records so the control plane's catalog lists the experiment's runs (see record_finished_run); each
+    run's config is `{"experiment": "pacs", "run": id}` unless `config` is given."""
     from services.api.store import Store, record_finished_run
 
     store = Store(str(out / "store"))
     for run_id, kind, set_id in runs:
         record_finished_run(store, run_id, kind, ["python", "-m", "experiments.pacs", "--out", str(out)],
-                            {"experiment": "pacs", "run": run_id}, sample_set_id=set_id,
-                            message="made by experiments.pacs")
+                            config or {"experiment": "pacs", "run": run_id}, sample_set_id=set_id, message=message)
 
 
 def attack_summary(attack: dict) -> str:
@@ -260,9 +268,10 @@ def write_report(out: Path, *, teacher: Path, vq: Path, samples: Path, grid: lis
         m = load_manifest(str(Path(point["samples"]) / "manifest.json")).statistics
         point.update(acceptance_rate=m.acceptance_rate, accepted=m.accepted, clean=m.clean,
                      l2_size=l2_size(point["norm"], point["step_size"], image_size))
-    teacher_test, teacher_val = top1(evals["teacher"]), top1(evals["teacher-val"])
-    table, summary = student_table(evals, students, domains, teacher_test)
-    tests_md, tests = paired_tests(evals, students, domains)
+    loaded = {name: load_evaluation(path) for name, path in evals.items()}
+    teacher_test, teacher_val = loaded["teacher"].top1, loaded["teacher-val"].top1
+    table, summary = student_table(loaded, students, domains, teacher_test)
+    tests_md, tests = paired_tests(loaded, students, domains)
     bar_chart(summary, domains, out / "results_bar.png")
     sample_grid(manifest_uri, out / "samples_grid.png")
     if any("photo_val_top1" in p for p in grid):
@@ -276,11 +285,11 @@ def write_report(out: Path, *, teacher: Path, vq: Path, samples: Path, grid: lis
     dat = get_preset(manifest.config.preset).dat  # the students' own attack (objective dat): preset section dat
     dat_line = attack_summary({k: v for k, v in vars(dat).items() if k != "student_mode"}) + \
         f", student in {dat.student_mode} mode"
-    teacher_rows = ["| split | " + " | ".join(_present(domains, teacher_val)) + " |",
-                    "|---|" + "---|" * len(_present(domains, teacher_val))]
+    teacher_domains = [d for d in domains if d in teacher_val]  # its val covers the PACS domains only
+    teacher_rows = ["| split | " + " | ".join(teacher_domains) + " |", "|---|" + "---|" * len(teacher_domains)]
     for split, values in (("val", teacher_val), ("test", teacher_test)):
         teacher_rows.append(f"| {split} | " + " | ".join(f"{values.get(d, float('nan')):.1f}"
-                                                        for d in _present(domains, teacher_val)) + " |")
+                                                        for d in teacher_domains) + " |")
     found = findings(summary, tests, domains)
     report = {"table": summary, "paired_tests": tests, "findings": found, "teacher_val": teacher_val,
               "teacher_test": teacher_test, "attack": manifest.config.attack, "attack_summary": attack,
@@ -330,20 +339,12 @@ def publish_report(out: Path, set_id: str) -> str:
     page links report.md/json and shows the figures; the students' results are in its results table already."""
     import shutil
 
-    from services.api.store import Store, record_finished_run
-
     run_id = "pacs-report"
     folder = out / "store" / "runs" / run_id
     folder.mkdir(parents=True, exist_ok=True)
     for name in REPORT_FILES:
         if (out / name).exists():
             shutil.copyfile(out / name, folder / name)
-    record_finished_run(Store(str(out / "store")), run_id, "eval", ["python", "-m", "experiments.pacs", "--out", str(out)],
-                        {"experiment": "pacs", "report": True}, sample_set_id=set_id,
-                        message="the PACS experiment's report (report.md, figures)")
+    write_run_records(out, [(run_id, "eval", set_id)], config={"experiment": "pacs", "report": True},
+                      message="the PACS experiment's report (report.md, figures)")
     return run_id
-
-
-def _present(domains: tuple[str, ...], values: dict[str, float]) -> list[str]:
-    """The experiment's domains that a result has (the teacher's val covers the PACS domains only)."""
-    return [d for d in domains if d in values]

@@ -123,26 +123,28 @@ def evaluate_task(model: LoadedModel, task: FolderTask, config: HarnessConfig,
     counts = FolderCounts.empty(task.key, len(protocol.target_ids))
     autocast = config.bf16 and device.type == "cuda"
     for items, decoded in _read_ahead(read, task.items, config.batch_size, config.read_threads):
-        good = [(d.pixels, item.label) for item, d in zip(items, decoded) if d.pixels is not None]
-        good_ids = [item.source_id for item, d in zip(items, decoded) if d.pixels is not None]
+        good = []  # (item, pixels) of the images that decoded; the others are counted and skipped
         for item, d in zip(items, decoded):
-            if d.pixels is None:
-                counts.skipped[d.error] = counts.skipped.get(d.error, 0) + 1
-                if len(counts.skipped_examples) < MAX_SKIPPED_EXAMPLES:
-                    counts.skipped_examples.append({"file": item.source_id, "reason": d.error})
+            if d.pixels is not None:
+                good.append((item, d.pixels))
+                continue
+            counts.skipped[d.error] = counts.skipped.get(d.error, 0) + 1
+            if len(counts.skipped_examples) < MAX_SKIPPED_EXAMPLES:
+                counts.skipped_examples.append({"file": item.source_id, "reason": d.error})
         if progress is not None:
             progress.update(len(items))
         if not good:
             continue
-        x = to_batch([p for p, _ in good], model.image_size).to(device, non_blocking=True)
+        labels = [item.label for item, _ in good]
+        x = to_batch([p for _, p in good], model.image_size).to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
             logits = model.module(x)
         positions = top1_predictions(logits.float(), protocol.logit_indices).cpu()
         predicted = target_of_logit[positions]  # folder label, or -1 for a class the folder lacks
-        correct, total = class_counts(predicted, torch.tensor([y for _, y in good]), len(protocol.target_ids))
+        correct, total = class_counts(predicted, torch.tensor(labels), len(protocol.target_ids))
         counts.merge(FolderCounts(task.key, correct.tolist(), total.tolist()))
         if config.predictions:
-            counts.predictions += zip(good_ids, (y for _, y in good), predicted.tolist())
+            counts.predictions += zip((item.source_id for item, _ in good), labels, predicted.tolist())
     return counts
 
 
