@@ -28,6 +28,7 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from dad_core.discretizers.vqgan import load_taming_config
 from experiments.report import write_report
 from experiments.splits import materialise_splits
 from experiments.stages import StageRunner, config_key
@@ -159,8 +160,10 @@ class Experiment:
     def fit_q(self, splits: Path) -> Path:
         """Q: a VQ model fitted to photo/train, PSNR and codebook use reported on every domain's val split."""
         a, photo_train = self.args, splits / "photo" / "train"
-        config = {"source": str(photo_train), "vq_config": a.vq_config, "epochs": a.vq_epochs,
-                  "image_size": a.image_size, "lr": a.vq_lr, "codebook_init": "data", "batch_size": a.vq_batch_size}
+        # The architecture itself, not just its name: editing a bundled config makes a new Q, not a stale reuse.
+        config = {"source": str(photo_train), "vq_config": a.vq_config, "vq_params": load_taming_config(a.vq_config),
+                  "epochs": a.vq_epochs, "image_size": a.image_size, "lr": a.vq_lr, "codebook_init": "data",
+                  "batch_size": a.vq_batch_size}
         return self.stages.run("q", self.out, config, lambda out: [
             "services.vq_trainer", "--source", str(photo_train), "--out", str(out), "--vq-config", a.vq_config,
             "--image-size", str(a.image_size), "--epochs", str(a.vq_epochs), "--lr", str(a.vq_lr), "--batch-size",

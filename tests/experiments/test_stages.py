@@ -36,3 +36,21 @@ def test_a_failed_stage_is_not_marked_finished_and_runs_again(tmp_path):
 def test_key_depends_on_every_field_and_not_on_order():
     assert config_key("s", {"a": 1, "b": [1, 2]}) == config_key("s", {"b": [1, 2], "a": 1})
     assert config_key("s", {"a": 1}) != config_key("s", {"a": 1.5}) != config_key("t", {"a": 1})
+
+
+def test_the_q_stage_is_keyed_by_the_vq_architecture_not_its_name(tmp_path, monkeypatch):
+    """Editing a taming config (same name) makes a new Q: the stage key holds the config's content."""
+    from dad_core.model_configs import vqgan_config_path
+    from experiments.pacs import Experiment, build_parser
+
+    monkeypatch.setattr("subprocess.run", lambda cmd, **kw: None)
+    config = tmp_path / "q.yaml"
+    bundled = vqgan_config_path("demo-vq").read_text()
+    config.write_text(bundled)
+    experiment = Experiment(build_parser().parse_args(["--pacs", str(tmp_path), "--out", str(tmp_path / "out"),
+                                                       "--vq-config", str(config)]))
+    experiment.stages.log = lambda *_: None
+    first = experiment.fit_q(tmp_path / "splits")
+    assert experiment.fit_q(tmp_path / "splits") == first  # unchanged: reused
+    config.write_text(bundled.replace("n_embed: ", "n_embed: 1"))  # a bigger codebook, same file name
+    assert experiment.fit_q(tmp_path / "splits") != first
