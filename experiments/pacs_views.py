@@ -18,9 +18,15 @@ import time
 from pathlib import Path
 
 from experiments.pacs import DOMAINS, TEACHER_RECIPE, Experiment, build_parser as pacs_parser, last_val_top1
-from experiments.report import top1
+from experiments.report import load_evaluation, mean_sd, paired_tests
 
 MIN_SCALE = 0.35
+
+# A − B pairs with paired tests: what views buy over no augmentation, what an online teacher adds over them,
+# and DAD vs KD within an arm.
+COMPARISONS = tuple((f"{o}/{a}", f"{o}/{b}") for o in ("kd", "dad") for a, b in (("views", "no-aug"),
+                                                                                   ("online", "views"))) \
+    + (("dad/views", "kd/views"), ("dad/no-aug", "kd/no-aug"), ("dad/online", "kd/online"))
 
 
 def arms(min_scale: float) -> dict[str, tuple[str, ...]]:
@@ -41,7 +47,7 @@ class ViewsExperiment(Experiment):
         samples = self.generate(teacher, vq, photo_train, a.attack,
                                 extra=("--views", str(a.views), "--adversarial-views", "--view-min-scale",
                                        str(a.view_min_scale)))
-        rows, seconds = {}, {}
+        rows, seconds, students, evals = {}, {}, {}, {}
         suites = [f"{d}=imagefolder:{splits / d / 'test'}" for d in DOMAINS]
         for objective in ("kd", "dad"):
             for arm, extra in arms(a.view_min_scale).items():
@@ -50,18 +56,18 @@ class ViewsExperiment(Experiment):
                     run = self.train(name, photo_train, photo_val, objective, self.recipe, seed, a.student,
                                      samples=samples / "manifest.json", extra=extra,
                                      sets=self.model_sets(teacher, vq))
-                    result = top1(self.evaluate(f"eval-{run.name}", run, suites))
-                    rows.setdefault((objective, arm), []).append({"photo_val": 100 * last_val_top1(run), **result})
+                    evals[name] = load_evaluation(self.evaluate(f"eval-{run.name}", run, suites))
+                    students[name] = (f"{objective}/{arm}", seed, run)
+                    rows.setdefault((objective, arm), []).append({"photo_val": 100 * last_val_top1(run),
+                                                                  **evals[name].top1})
                     seconds.setdefault((objective, arm), []).append(self.stages.timings()[run.name]["seconds"])
-        write_views_report(self.out, rows, seconds, samples, time.time() - t0)
+        tests_md, tests = paired_tests(evals, students, DOMAINS, COMPARISONS)
+        write_views_report(self.out, rows, seconds, samples, time.time() - t0, tests_md, tests)
         return 0
 
 
-def _mean_sd(values: list[float]) -> str:
-    return f"{values[0]:.1f}" if len(values) == 1 else f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
-
-
-def write_views_report(out: Path, rows: dict, seconds: dict, samples: Path, total_s: float) -> None:
+def write_views_report(out: Path, rows: dict, seconds: dict, samples: Path, total_s: float, tests_md: str = "",
+                       tests: dict | None = None) -> None:
     columns = ["photo_val", *DOMAINS, "shift_avg"]
     for results in rows.values():
         for r in results:
@@ -72,12 +78,17 @@ def write_views_report(out: Path, rows: dict, seconds: dict, samples: Path, tota
              + " | s per student |", "|---|---|---|" + "---|" * (len(columns) + 1)]
     for (objective, arm), results in rows.items():
         lines.append(f"| `{objective}` | {arm} | {len(results)} | "
-                     + " | ".join(_mean_sd([r[c] for r in results]) for c in columns)
+                     + " | ".join(mean_sd([r[c] for r in results]) for c in columns)
                      + f" | {statistics.mean(seconds[(objective, arm)]):.0f} |")
+    if tests_md:
+        lines += ["", "Paired on the same test images: A − B in top-1 points averaged over seeds; [95% interval: "
+                  "two-level bootstrap over seeds and images]; p: paired sign-flip permutation test; **bold**: the "
+                  "interval excludes 0.", "", tests_md.rstrip("\n")]
     lines += ["", f"Wall time of this invocation: {total_s / 60:.1f} min."]
     (out / "views_report.md").write_text("\n".join(lines) + "\n")
     (out / "views_report.json").write_text(json.dumps(
-        {f"{o}/{arm}": {"results": r, "seconds": seconds[(o, arm)]} for (o, arm), r in rows.items()}, indent=2))
+        {"arms": {f"{o}/{arm}": {"results": r, "seconds": seconds[(o, arm)]} for (o, arm), r in rows.items()},
+         "paired_tests": tests or {}}, indent=2))
     print("\n".join(lines))
 
 

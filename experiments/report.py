@@ -51,7 +51,7 @@ def top1(eval_dir: Path) -> dict[str, float]:
     return load_evaluation(eval_dir).top1
 
 
-def _mean_sd(values: list[float]) -> str:
+def mean_sd(values: list[float]) -> str:
     if len(values) == 1:
         return f"{values[0]:.1f}"
     return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
@@ -74,15 +74,16 @@ def student_table(evals: dict[str, Evaluation], students: dict[str, tuple[str, i
     for variant, per_domain in by_variant.items():
         n = len(next(iter(per_domain.values())))
         shift_avg = [float(np.mean([per_domain[d][i] for d in shifted])) for i in range(n)]
-        rows.append(f"| `{variant}` | {n} | " + " | ".join(_mean_sd(per_domain[d]) for d in domains)
-                    + f" | {_mean_sd(shift_avg)} |")
+        rows.append(f"| `{variant}` | {n} | " + " | ".join(mean_sd(per_domain[d]) for d in domains)
+                    + f" | {mean_sd(shift_avg)} |")
         summary[variant] = {d: per_domain[d] for d in domains} | {"shift_avg": shift_avg}
     return head + "\n".join(rows) + "\n", summary
 
 
 def paired_tests(evals: dict[str, Evaluation], students: dict[str, tuple[str, int, Path]],
-                 domains: tuple[str, ...]) -> tuple[str, dict]:
-    """Paired bootstrap intervals and permutation p-values for COMPARISONS, per domain and the shift average."""
+                 domains: tuple[str, ...], comparisons=COMPARISONS) -> tuple[str, dict]:
+    """Paired bootstrap intervals and permutation p-values for the (A, B) variant pairs in `comparisons`, on the
+    seeds both have, per domain and the shift average."""
     by_variant: dict[str, dict[int, dict[str, dict[str, int]]]] = {}
     for name, (variant, seed, _) in students.items():
         by_variant.setdefault(variant, {})[seed] = evals[name].correctness()
@@ -90,7 +91,7 @@ def paired_tests(evals: dict[str, Evaluation], students: dict[str, tuple[str, in
     columns = (*domains, "shift avg")
     head = "| A − B (points) | " + " | ".join(columns) + " |\n|---|" + "---|" * len(columns) + "\n"
     rows, out = [], {}
-    for a, b in COMPARISONS:
+    for a, b in comparisons:
         if a not in by_variant or b not in by_variant:
             continue
         seeds = sorted(set(by_variant[a]) & set(by_variant[b]))
