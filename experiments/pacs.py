@@ -160,10 +160,12 @@ class Experiment:
     def fit_q(self, splits: Path) -> Path:
         """Q: a VQ model fitted to photo/train, PSNR and codebook use reported on every domain's val split."""
         a, photo_train = self.args, splits / "photo" / "train"
-        # The architecture itself, not just its name: editing a bundled config makes a new Q, not a stale reuse.
-        config = {"source": str(photo_train), "vq_config": a.vq_config, "vq_params": load_taming_config(a.vq_config),
-                  "epochs": a.vq_epochs, "image_size": a.image_size, "lr": a.vq_lr, "codebook_init": "data",
-                  "batch_size": a.vq_batch_size}
+        config = {"source": str(photo_train), "vq_config": a.vq_config, "epochs": a.vq_epochs,
+                  "image_size": a.image_size, "lr": a.vq_lr, "codebook_init": "data", "batch_size": a.vq_batch_size}
+        if Path(a.vq_config).suffix in (".yaml", ".yml"):
+            # A user's file is keyed by what it holds, so editing it refits Q instead of reusing a stale one. A
+            # bundled name is code, like the jobs themselves: keys name configurations, not code versions.
+            config["vq_params"] = load_taming_config(a.vq_config)
         return self.stages.run("q", self.out, config, lambda out: [
             "services.vq_trainer", "--source", str(photo_train), "--out", str(out), "--vq-config", a.vq_config,
             "--image-size", str(a.image_size), "--epochs", str(a.vq_epochs), "--lr", str(a.vq_lr), "--batch-size",

@@ -38,8 +38,8 @@ def test_key_depends_on_every_field_and_not_on_order():
     assert config_key("s", {"a": 1}) != config_key("s", {"a": 1.5}) != config_key("t", {"a": 1})
 
 
-def test_the_q_stage_is_keyed_by_the_vq_architecture_not_its_name(tmp_path, monkeypatch):
-    """Editing a taming config (same name) makes a new Q: the stage key holds the config's content."""
+def test_a_q_stage_from_a_yaml_file_is_keyed_by_its_content_not_its_name(tmp_path, monkeypatch):
+    """Editing one's taming config (same path) makes a new Q: the stage key holds the file's content."""
     from dad_core.model_configs import vqgan_config_path
     from experiments.pacs import Experiment, build_parser
 
