@@ -18,9 +18,12 @@ import time
 from pathlib import Path
 
 from experiments.pacs import DOMAINS, TEACHER_RECIPE, Experiment, build_parser as pacs_parser, last_val_top1
-from experiments.report import load_evaluation, mean_sd, paired_tests
+from experiments.report import bar_chart, load_evaluation, mean_sd, paired_tests, publish_report
 
 MIN_SCALE = 0.35
+# its files in the output folder -> their names in the store's report run (the control plane shows those)
+VIEWS_REPORT_FILES = {"views_report.md": "report.md", "views_report.json": "report.json",
+                      "views_bar.png": "results_bar.png"}
 
 # A − B pairs with paired tests: what views buy over no augmentation, what an online teacher adds over them,
 # and DAD vs KD within an arm.
@@ -62,16 +65,24 @@ class ViewsExperiment(Experiment):
                                                                   **evals[name].top1})
                     seconds.setdefault((objective, arm), []).append(self.stages.timings()[run.name]["seconds"])
         tests_md, tests = paired_tests(evals, students, DOMAINS, COMPARISONS)
-        write_views_report(self.out, rows, seconds, samples, time.time() - t0, tests_md, tests)
+        teacher_test = load_evaluation(self.evaluate("eval-teacher", teacher, suites)).top1  # experiments.pacs's
+        write_views_report(self.out, rows, seconds, samples, time.time() - t0, tests_md, tests, teacher_test)
+        publish_report(self.out, samples.name, "pacs-views-report", VIEWS_REPORT_FILES,
+                       "the PACS views comparison (no augmentation / stored views / online teacher)")
         return 0
 
 
 def write_views_report(out: Path, rows: dict, seconds: dict, samples: Path, total_s: float, tests_md: str = "",
-                       tests: dict | None = None) -> None:
+                       tests: dict | None = None, teacher: dict[str, float] | None = None) -> None:
+    """views_report.md/json and views_bar.png (each arm per test domain, the teacher in grey when given)."""
     columns = ["photo_val", *DOMAINS, "shift_avg"]
     for results in rows.values():
         for r in results:
             r["shift_avg"] = statistics.mean(r[d] for d in DOMAINS if d != "photo")
+    summary = {f"{o}/{arm}": {c: [r[c] for r in results] for c in (*DOMAINS, "shift_avg")}
+               for (o, arm), results in rows.items()}
+    bar_chart({"teacher": teacher, **summary} if teacher else summary, DOMAINS, out / "views_bar.png",
+              "PACS: no augmentation / stored views / online teacher")
     lines = ["# PACS: augmentation with stored soft labels", "",
              f"Sample set: {samples.name}. Top-1 (%), mean ± sd over seeds; photo val from the trainer's last epoch.",
              "", "| objective | arm | seeds | " + " | ".join(c.replace("_", " ") for c in columns)
@@ -84,11 +95,11 @@ def write_views_report(out: Path, rows: dict, seconds: dict, samples: Path, tota
         lines += ["", "Paired on the same test images: A − B in top-1 points averaged over seeds; [95% interval: "
                   "two-level bootstrap over seeds and images]; p: paired sign-flip permutation test; **bold**: the "
                   "interval excludes 0.", "", tests_md.rstrip("\n")]
-    lines += ["", f"Wall time of this invocation: {total_s / 60:.1f} min."]
+    lines += ["", f"Wall time of this invocation: {total_s / 60:.1f} min.", "", "![arms](views_bar.png)"]
     (out / "views_report.md").write_text("\n".join(lines) + "\n")
     (out / "views_report.json").write_text(json.dumps(
         {"arms": {f"{o}/{arm}": {"results": r, "seconds": seconds[(o, arm)]} for (o, arm), r in rows.items()},
-         "paired_tests": tests or {}}, indent=2))
+         "paired_tests": tests or {}, "teacher_test": teacher}, indent=2))
     print("\n".join(lines))
 
 

@@ -119,18 +119,22 @@ def _cell(r: PairedResult) -> str:
 
 # ----------------------------------------------------------------------------- figures
 
-def bar_chart(summary: dict, domains: tuple[str, ...], path: Path) -> None:
+def bar_chart(summary: dict, domains: tuple[str, ...], path: Path,
+              title: str = "PACS: students trained on photo only") -> None:
+    """Grouped bars per domain and the shift average, mean ± sd over seeds; the teacher in grey when present."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     variants = [k for k in summary if k != "teacher"]
+    bars = ["teacher", *variants] if "teacher" in summary else variants
     columns = (*domains, "shift_avg")
     fig, ax = plt.subplots(figsize=(2 + 1.6 * len(columns), 3.8))
-    width = 0.8 / (len(variants) + 1)
-    teacher_shift = float(np.mean([summary["teacher"][d] for d in domains if d != "photo"]))
-    for i, name in enumerate(["teacher", *variants]):
+    width = 0.8 / len(bars)
+    teacher_shift = float(np.mean([summary["teacher"][d] for d in domains if d != "photo"])) if "teacher" in summary \
+        else None
+    for i, name in enumerate(bars):
         if name == "teacher":
             means = [summary["teacher"].get(d, teacher_shift) for d in domains] + [teacher_shift]
             errs = [0.0] * len(columns)
@@ -139,9 +143,9 @@ def bar_chart(summary: dict, domains: tuple[str, ...], path: Path) -> None:
             errs = [float(np.std(summary[name][c], ddof=1)) if len(summary[name][c]) > 1 else 0.0 for c in columns]
         ax.bar(np.arange(len(columns)) + i * width, means, width, yerr=errs, capsize=2, label=name,
                color="#999999" if name == "teacher" else None)
-    ax.set_xticks(np.arange(len(columns)) + width * len(variants) / 2, [c.replace("_", " ") for c in columns])
+    ax.set_xticks(np.arange(len(columns)) + width * (len(bars) - 1) / 2, [c.replace("_", " ") for c in columns])
     ax.set_ylabel("top-1 (%), mean ± sd over seeds")
-    ax.set_title("PACS: students trained on photo only")
+    ax.set_title(title)
     ax.legend(fontsize=7, ncol=3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -335,17 +339,18 @@ def write_report(out: Path, *, teacher: Path, vq: Path, samples: Path, grid: lis
 REPORT_FILES = ("report.md", "report.json", "results_bar.png", "attack_grid.png", "samples_grid.png")
 
 
-def publish_report(out: Path, set_id: str) -> str:
-    """Copy the report into the store as a run of its own (`pacs-report`), so the control plane shows it: its
-    page links report.md/json and shows the figures; the students' results are in its results table already."""
+def publish_report(out: Path, set_id: str, run_id: str = "pacs-report",
+                   files: dict[str, str] | None = None, message: str = "the PACS experiment's report (report.md, figures)"
+                   ) -> str:
+    """Copy a report into the store as a run of its own (`pacs-report`), so the control plane shows it: its
+    page links report.md/json and shows the figures; the students' results are in its results table already.
+    `files` maps a file in `out` to its name in the run (default: REPORT_FILES, same names)."""
     import shutil
 
-    run_id = "pacs-report"
     folder = out / "store" / "runs" / run_id
     folder.mkdir(parents=True, exist_ok=True)
-    for name in REPORT_FILES:
-        if (out / name).exists():
-            shutil.copyfile(out / name, folder / name)
-    write_run_records(out, [(run_id, "eval", set_id)], config={"experiment": "pacs", "report": True},
-                      message="the PACS experiment's report (report.md, figures)")
+    for source, name in (files or {f: f for f in REPORT_FILES}).items():
+        if (out / source).exists():
+            shutil.copyfile(out / source, folder / name)
+    write_run_records(out, [(run_id, "eval", set_id)], config={"experiment": "pacs", "report": True}, message=message)
     return run_id

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from experiments.pacs import DOMAINS
-from experiments.pacs_views import COMPARISONS, build_parser, main, write_views_report
-from experiments.report import paired_tests
+from experiments.pacs_views import COMPARISONS, VIEWS_REPORT_FILES, build_parser, main, write_views_report
+from experiments.report import paired_tests, publish_report
 
 
 @dataclass
@@ -39,13 +39,21 @@ def test_views_report_tables_each_arm_and_tests_the_pairs_it_names(tmp_path):
     same = tests["kd/online - kd/views"]["shift avg"]
     assert same["difference"] == 0.0 and same["ci95"][0] <= 0 <= same["ci95"][1]
 
-    write_views_report(tmp_path, rows, seconds, Path("samples-abc"), 120.0, tests_md, tests)
+    teacher = {d: 80.0 for d in DOMAINS}
+    write_views_report(tmp_path, rows, seconds, Path("samples-abc"), 120.0, tests_md, tests, teacher)
     md = (tmp_path / "views_report.md").read_text()
     assert "| `kd` | views | 2 | 50.5 ± 0.7 | 72.5 ± 3.5 |" in md and "| 600 |" in md
     assert "`kd/views` − `kd/no-aug`" in md and "**+30.0**" in md
     saved = json.loads((tmp_path / "views_report.json").read_text())
     assert set(saved["arms"]) == {f"{o}/{a}" for o, a in right} and saved["paired_tests"] == json.loads(
-        json.dumps(tests))
+        json.dumps(tests)) and saved["teacher_test"] == teacher
+    assert (tmp_path / "views_bar.png").stat().st_size > 1000
+
+    # published as a report run of its own, under the names the control plane shows
+    run_id = publish_report(tmp_path, "samples-abc", "pacs-views-report", VIEWS_REPORT_FILES)
+    folder = tmp_path / "store" / "runs" / run_id
+    assert {p.name for p in folder.iterdir()} >= {"report.md", "report.json", "results_bar.png"}
+    assert (folder / "report.md").read_text() == md
 
 
 def test_views_experiment_needs_the_attack_the_pacs_experiment_chose():
