@@ -111,7 +111,7 @@ def final_summary(records: list[dict[str, Any]]) -> str:
     if not epochs:
         return "no epoch finished"
     last = epochs[-1]
-    acc = f"{last['val_top1']:.4f}" if last.get("val_top1") is not None else "n/a (no validation data)"
+    acc = f"{100 * last['val_top1']:.1f}%" if last.get("val_top1") is not None else "n/a (no validation data)"
     return f"epoch {last['epoch'] + 1}: train loss {last['train_loss']:.4f}, val top-1 {acc}"
 
 

@@ -212,7 +212,7 @@ async function trainKeyMetric(r) {
   if (keyMetricCache.has(r.id)) return keyMetricCache.get(r.id);
   let text = "–";
   try {
-    const { records } = await api(`/runs/${encodeURIComponent(r.id)}/metrics?max_points=10`);
+    const records = asPercent((await api(`/runs/${encodeURIComponent(r.id)}/metrics?max_points=10`)).records);
     const epochs = records.filter((x) => x.type === "epoch" && typeof x.val_top1 === "number");
     const steps = records.filter((x) => x.type === "step" && typeof x.loss === "number");
     if (epochs.length) text = `val top-1 ${epochs[epochs.length - 1].val_top1.toFixed(1)}%`;
@@ -283,6 +283,13 @@ async function runsPage(params) {
   return { nodes, refreshMs: 3000 };  // live status
 }
 
+// The trainer logs validation accuracy as a fraction (services/trainer/metrics.py); pages show percent.
+const FRACTION_KEYS = /^val_top\d+$/;
+function asPercent(records) {
+  return records.map((r) => r.type !== "epoch" ? r : Object.fromEntries(Object.entries(r).map(([k, v]) =>
+    [k, FRACTION_KEYS.test(k) && typeof v === "number" ? 100 * v : v])));
+}
+
 function metricSeries(records, keys, x = (r) => r.step, extra = {}) {
   return keys.map((k) => ({ name: k, ...extra, points: records.filter((r) => typeof r[k] === "number").map((r) => [x(r), r[k]]) }));
 }
@@ -295,7 +302,7 @@ const RIGHT_AXIS = new Set(["accepted_fraction"]);  // a fraction in [0, 1]: its
 
 function trainCharts(metrics) {
   const steps = metrics.filter((r) => r.type === "step");
-  const epochs = metrics.filter((r) => r.type === "epoch");
+  const epochs = asPercent(metrics.filter((r) => r.type === "epoch"));
   const skip = new Set(["type", "step", "epoch", "time", "lr", "images_per_s", "samples_per_s"]);
   const numericKeys = (rows) => [...new Set(rows.flatMap((r) => Object.keys(r)))].filter((k) => !skip.has(k) && rows.some((r) => typeof r[k] === "number"));
   const keys = numericKeys(steps);
@@ -390,8 +397,8 @@ async function comparePage(params) {
     const ids = [...picker.querySelectorAll("input:checked")].map((c) => c.value);
     go(["compare"], new URLSearchParams(ids.length ? { runs: ids.join(",") } : {}));
   });
-  const all = await Promise.all(chosen.map((id) => api(`/runs/${encodeURIComponent(id)}/metrics?max_points=1000`)
-    .catch(() => ({ run_id: id, records: [] }))));
+  const all = (await Promise.all(chosen.map((id) => api(`/runs/${encodeURIComponent(id)}/metrics?max_points=1000`)
+    .catch(() => ({ run_id: id, records: [] }))))).map((m) => ({ ...m, records: asPercent(m.records) }));
   const chart = (id, title, key, type, x, xLabel, extra = {}) => h("div", { class: "panel", id },
     h("h2", {}, title), Charts.lines(all.map((m) => ({ name: m.run_id, points: m.records
       .filter((r) => r.type === type && typeof r[key] === "number").map((r) => [x(r), r[key]]) })),

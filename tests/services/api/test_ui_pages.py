@@ -29,7 +29,7 @@ def _metrics(folder: Path, scale: float = 1.0) -> None:
                       "kd_adv": 0.4 / (1 + step / 90), "accepted_fraction": 0.4 + step / 1000,
                       "images_per_s": 900 + step})
         if step % 100 == 0:
-            lines.append({"type": "epoch", "epoch": step // 100 - 1, "step": step, "val_top1": 20 + step / 10 / scale})
+            lines.append({"type": "epoch", "epoch": step // 100 - 1, "step": step, "val_top1": (20 + step / 10 / scale) / 100})
     (folder / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
 
 
@@ -160,6 +160,9 @@ def test_run_page_axes_epochs_hover_downloads_and_missing_log(live_server, launc
         assert page.locator("#loss-chart line.marker").count() == 2  # ends of epochs 1 and 2
         assert page.locator("#loss-chart text.marker-label").all_text_contents() == ["epoch 1", "epoch 2"]
         assert page.locator("#val-chart path.series").count() == 1
+        # the trainer logs a fraction (0.3, 0.4); the page, labelled in percent, shows 30..40
+        val_ticks = [float(t) for t in page.locator("#val-chart text.tick.y").all_text_contents()]
+        assert val_ticks[0] <= 30 and val_ticks[-1] >= 40, val_ticks
         # hovering shows each series' value at the nearest step
         assert page.locator("#loss-chart .chart-tip").is_hidden()
         box = page.locator("#loss-chart rect.hit").bounding_box()
@@ -235,6 +238,7 @@ def test_runs_list_filters_output_duration_key_metric_and_compare(live_server, l
         assert page.locator("#compare-loss path.series").count() == 2
         assert sorted(page.locator("#compare-loss .legend span").all_inner_texts()) == ["train-ce", "train-dad"]
         assert page.locator("#compare-val path.series").count() == 2
+        assert float(page.locator("#compare-val text.tick.y").all_text_contents()[-1]) >= 40
         assert page.locator("#compare-accepted path.series").count() == 2
         page.uncheck("#compare-picker input[value='train-ce']")
         page.wait_for_function("() => document.querySelectorAll('#compare-loss path.series').length === 1")

@@ -50,3 +50,11 @@ def test_epoch_line_says_the_epoch_loss_accuracy_and_time():
     summary = {"epoch": 1, "train_loss": 0.51234, "val_top1": 0.4583, "epoch_time_s": 3.14}
     assert epoch_line(summary, 3) == "epoch 2/3: train loss 0.5123, val top-1 45.8%, 3.1 s"
     assert epoch_line({**summary, "val_top1": None}, 3) == "epoch 2/3: train loss 0.5123, 3.1 s"
+
+
+def test_the_final_summary_shows_accuracy_in_percent_like_the_epoch_lines():
+    from services.trainer.launcher import final_summary
+
+    records = [{"type": "epoch", "epoch": 2, "train_loss": 0.5, "val_top1": 0.4583}]
+    assert final_summary(records) == "epoch 3: train loss 0.5000, val top-1 45.8%"
+    assert final_summary([{**records[0], "val_top1": None}]).endswith("val top-1 n/a (no validation data)")
