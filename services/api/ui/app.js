@@ -303,7 +303,7 @@ const RIGHT_AXIS = new Set(["accepted_fraction"]);  // a fraction in [0, 1]: its
 function trainCharts(metrics) {
   const steps = metrics.filter((r) => r.type === "step");
   const epochs = asPercent(metrics.filter((r) => r.type === "epoch"));
-  const skip = new Set(["type", "step", "epoch", "time", "lr", "images_per_s", "samples_per_s"]);
+  const skip = new Set(["type", "version", "step", "epoch", "time", "lr", "images_per_s", "samples_per_s"]);
   const numericKeys = (rows) => [...new Set(rows.flatMap((r) => Object.keys(r)))].filter((k) => !skip.has(k) && rows.some((r) => typeof r[k] === "number"));
   const keys = numericKeys(steps);
   const lossSeries = [...metricSeries(steps, keys.filter((k) => !RIGHT_AXIS.has(k))),

@@ -30,7 +30,7 @@ def _metrics(folder: Path, scale: float = 1.0) -> None:
                       "images_per_s": 900 + step})
         if step % 100 == 0:
             lines.append({"type": "epoch", "epoch": step // 100 - 1, "step": step, "val_top1": (20 + step / 10 / scale) / 100})
-    (folder / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    (folder / "metrics.jsonl").write_text("".join(json.dumps({"version": 1, **x}) + "\n" for x in lines))
 
 
 def _result(folder: Path, name: str, values: dict) -> None:
@@ -157,6 +157,8 @@ def test_run_page_axes_epochs_hover_downloads_and_missing_log(live_server, launc
         assert all(_NUMBER.match(t) for t in left + right + xs), (left, right, xs)
         assert float(left[-1]) >= 3 * 1 / (1 + 10 / 50) - 1e-9  # the axis covers the largest loss
         assert "accepted fraction" in page.locator("#loss-chart svg").text_content()
+        legend = page.locator("#loss-chart .legend span").all_inner_texts()
+        assert "loss" in legend and "version" not in legend, legend  # the record's format version is no curve
         assert page.locator("#loss-chart line.marker").count() == 2  # ends of epochs 1 and 2
         assert page.locator("#loss-chart text.marker-label").all_text_contents() == ["epoch 1", "epoch 2"]
         assert page.locator("#val-chart path.series").count() == 1
