@@ -18,9 +18,10 @@ import time
 from pathlib import Path
 
 from experiments.pacs import DOMAINS, TEACHER_RECIPE, Experiment, build_parser as pacs_parser, last_val_top1
-from experiments.report import bar_chart, load_evaluation, mean_sd, paired_tests, publish_report
+from experiments.report import bar_chart, load_evaluation, mean_sd, paired_tests, publish_report, write_run_records
 
 MIN_SCALE = 0.35
+MODULE = "experiments.pacs_views"
 # its files in the output folder -> their names in the store's report run (the control plane shows those)
 VIEWS_REPORT_FILES = {"views_report.md": "report.md", "views_report.json": "report.json",
                       "views_bar.png": "results_bar.png"}
@@ -50,7 +51,7 @@ class ViewsExperiment(Experiment):
         samples = self.generate(teacher, vq, photo_train, a.attack,
                                 extra=("--views", str(a.views), "--adversarial-views", "--view-min-scale",
                                        str(a.view_min_scale)))
-        rows, seconds, students, evals = {}, {}, {}, {}
+        rows, seconds, students, evals, eval_dirs = {}, {}, {}, {}, []
         suites = [f"{d}=imagefolder:{splits / d / 'test'}" for d in DOMAINS]
         for objective in ("kd", "dad"):
             for arm, extra in arms(a.view_min_scale).items():
@@ -59,7 +60,8 @@ class ViewsExperiment(Experiment):
                     run = self.train(name, photo_train, photo_val, objective, self.recipe, seed, a.student,
                                      samples=samples / "manifest.json", extra=extra,
                                      sets=self.model_sets(teacher, vq))
-                    evals[name] = load_evaluation(self.evaluate(f"eval-{run.name}", run, suites))
+                    eval_dirs.append(self.evaluate(f"eval-{run.name}", run, suites))
+                    evals[name] = load_evaluation(eval_dirs[-1])
                     students[name] = (f"{objective}/{arm}", seed, run)
                     rows.setdefault((objective, arm), []).append({"photo_val": 100 * last_val_top1(run),
                                                                   **evals[name].top1})
@@ -67,8 +69,11 @@ class ViewsExperiment(Experiment):
         tests_md, tests = paired_tests(evals, students, DOMAINS, COMPARISONS)
         teacher_test = load_evaluation(self.evaluate("eval-teacher", teacher, suites)).top1  # experiments.pacs's
         write_views_report(self.out, rows, seconds, samples, time.time() - t0, tests_md, tests, teacher_test)
+        # the control plane's catalog lists the students and their evaluations, and the report as a run
+        write_run_records(self.out, [(run.name, "train", samples.name) for _, _, run in students.values()]
+                          + [(e.name, "eval", None) for e in eval_dirs], module=MODULE)
         publish_report(self.out, samples.name, "pacs-views-report", VIEWS_REPORT_FILES,
-                       "the PACS views comparison (no augmentation / stored views / online teacher)")
+                       "the PACS views comparison (no augmentation / stored views / online teacher)", module=MODULE)
         return 0
 
 

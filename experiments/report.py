@@ -212,15 +212,16 @@ def sample_grid(manifest_uri: str, path: Path, n: int = 8, scale: int = 2) -> No
 # ----------------------------------------------------------------------------- records and text
 
 def write_run_records(out: Path, runs: list[tuple[str, str, str | None]], config: dict | None = None,
-                      message: str = "made by experiments.pacs") -> None:
+                      message: str | None = None, module: str = "experiments.pacs") -> None:
     """Run records so the control plane's catalog lists the experiment's runs (see record_finished_run); each
-    run's config is `{"experiment": "pacs", "run": id}` unless `config` is given."""
+    run's config is `{"experiment": module, "run": id}` unless `config` is given."""
     from services.api.store import Store, record_finished_run
 
     store = Store(str(out / "store"))
     for run_id, kind, set_id in runs:
-        record_finished_run(store, run_id, kind, ["python", "-m", "experiments.pacs", "--out", str(out)],
-                            config or {"experiment": "pacs", "run": run_id}, sample_set_id=set_id, message=message)
+        record_finished_run(store, run_id, kind, ["python", "-m", module, "--out", str(out)],
+                            config or {"experiment": module, "run": run_id}, sample_set_id=set_id,
+                            message=message or f"made by {module}")
 
 
 def attack_summary(attack: dict) -> str:
@@ -340,8 +341,8 @@ REPORT_FILES = ("report.md", "report.json", "results_bar.png", "attack_grid.png"
 
 
 def publish_report(out: Path, set_id: str, run_id: str = "pacs-report",
-                   files: dict[str, str] | None = None, message: str = "the PACS experiment's report (report.md, figures)"
-                   ) -> str:
+                   files: dict[str, str] | None = None, message: str = "the PACS experiment's report (report.md, figures)",
+                   module: str = "experiments.pacs") -> str:
     """Copy a report into the store as a run of its own (`pacs-report`), so the control plane shows it: its
     page links report.md/json and shows the figures; the students' results are in its results table already.
     `files` maps a file in `out` to its name in the run (default: REPORT_FILES, same names)."""
@@ -352,5 +353,6 @@ def publish_report(out: Path, set_id: str, run_id: str = "pacs-report",
     for source, name in (files or {f: f for f in REPORT_FILES}).items():
         if (out / source).exists():
             shutil.copyfile(out / source, folder / name)
-    write_run_records(out, [(run_id, "eval", set_id)], config={"experiment": "pacs", "report": True}, message=message)
+    write_run_records(out, [(run_id, "eval", set_id)], config={"experiment": module, "report": True}, message=message,
+                      module=module)
     return run_id

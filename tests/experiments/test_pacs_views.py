@@ -50,10 +50,13 @@ def test_views_report_tables_each_arm_and_tests_the_pairs_it_names(tmp_path):
     assert (tmp_path / "views_bar.png").stat().st_size > 1000
 
     # published as a report run of its own, under the names the control plane shows
-    run_id = publish_report(tmp_path, "samples-abc", "pacs-views-report", VIEWS_REPORT_FILES)
+    run_id = publish_report(tmp_path, "samples-abc", "pacs-views-report", VIEWS_REPORT_FILES,
+                            module="experiments.pacs_views")
     folder = tmp_path / "store" / "runs" / run_id
     assert {p.name for p in folder.iterdir()} >= {"report.md", "report.json", "results_bar.png"}
     assert (folder / "report.md").read_text() == md
+    record = json.loads((folder / "run.json").read_text())
+    assert "experiments.pacs_views" in " ".join(record["entrypoint"]) and record["config"]["report"] is True
 
 
 def test_views_experiment_needs_the_attack_the_pacs_experiment_chose():

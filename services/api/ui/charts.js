@@ -88,9 +88,10 @@ const Charts = (() => {
     const all = series.flatMap(finitePoints);
     if (!all.length) { wrap.className = "muted"; wrap.textContent = opts.empty || "no data yet"; return wrap; }
     const xt = niceTicks(Math.min(...all.map((p) => p[0])), Math.max(...all.map((p) => p[0])), 5);
-    if (opts.integerX && xt.step < 1) {  // epochs: no 1.2, 1.4 ticks
-      xt.step = 1;
-      xt.ticks = xt.ticks.filter(Number.isInteger);
+    if (opts.integerX && !Number.isInteger(xt.step)) {  // epochs: no 1.2 or 2.5 ticks, whole steps instead
+      xt.step = Math.ceil(xt.step);
+      xt.ticks = [];
+      for (let v = Math.ceil(xt.lo / xt.step) * xt.step; v <= xt.hi; v += xt.step) xt.ticks.push(v);
     }
     const x0 = Math.min(...all.map((p) => p[0])), x1 = Math.max(x0 + 1e-9, ...all.map((p) => p[0]));
     const X = (x) => m.l + (w - m.l - m.r) * (x - x0) / (x1 - x0 || 1);

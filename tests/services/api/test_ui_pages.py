@@ -15,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
+import pytest
 
 from browser_helpers import CHROMIUM, CHROMIUM_ARGS, needs_chromium
 
@@ -354,3 +355,18 @@ def test_an_experiment_report_run_shows_its_report_and_figures(live_server, stor
         page.wait_for_function("() => { const i = document.querySelector(\"img[data-figure='results_bar.png']\");"
                                " return i && i.complete && i.naturalWidth === 40; }")
         page.wait_for_function("() => !document.querySelector(\"img[data-figure='attack_grid.png']\")")
+
+
+@pytest.mark.parametrize("epochs", [2, 8, 12, 37])
+def test_epoch_axes_label_whole_epochs_only(live_server, epochs):
+    """An epoch axis never shows 2.5 or 7.50: whole epochs, however many there are."""
+    with browser_page() as page:
+        page.goto(f"{live_server['url']}/ui/")
+        labels = page.evaluate("""(n) => {
+            const points = Array.from({ length: n }, (_, i) => [i + 1, 20 + i]);
+            const node = Charts.lines([{ name: "val_top1", points }], { xLabel: "epoch", integerX: true });
+            document.body.append(node);
+            return [...node.querySelectorAll("text.tick.x")].map((t) => t.textContent);
+        }""", epochs)
+        assert labels and all(re.fullmatch(r"\d+", t) for t in labels), labels
+        assert 1 <= int(labels[0]) and int(labels[-1]) <= epochs
