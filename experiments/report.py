@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import statistics
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -219,9 +220,22 @@ def write_run_records(out: Path, runs: list[tuple[str, str, str | None]], config
 
     store = Store(str(out / "store"))
     for run_id, kind, set_id in runs:
+        started, finished = stage_times(out / "stages" / f"{run_id}.json")
         record_finished_run(store, run_id, kind, ["python", "-m", module, "--out", str(out)],
                             config or {"experiment": module, "run": run_id}, sample_set_id=set_id,
-                            message=message or f"made by {module}")
+                            message=message or f"made by {module}", started_at=started, finished_at=finished)
+
+
+def stage_times(record: Path) -> tuple[datetime | None, datetime | None]:
+    """When a stage (its run folder has the record's name) started and finished, so the catalog shows how long it
+    took; records older than `finished_at` use the file's mtime (written when the stage finished)."""
+    if not record.exists():
+        return None, None
+    r = json.loads(record.read_text())
+    if not r.get("finished"):
+        return None, None
+    end = datetime.fromtimestamp(r.get("finished_at") or record.stat().st_mtime, timezone.utc)
+    return end - timedelta(seconds=float(r.get("seconds", 0.0))), end
 
 
 def attack_summary(attack: dict) -> str:

@@ -67,7 +67,7 @@ class StageRunner:
             env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": str(self.threads), **self.env}
             t0 = time.time()
             subprocess.run(cmd, check=True, env=env)  # a failed stage stays unfinished: the next run resumes it
-            record.update(seconds=round(time.time() - t0, 1), finished=True)
+            record.update(seconds=round(time.time() - t0, 1), finished=True, finished_at=time.time())
             record_path.write_text(json.dumps(record, indent=2, default=str))
             result = StageResult(name, out, key, record["seconds"], False)
         self.results.append(result)

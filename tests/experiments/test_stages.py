@@ -54,3 +54,21 @@ def test_a_q_stage_from_a_yaml_file_is_keyed_by_its_content_not_its_name(tmp_pat
     assert experiment.fit_q(tmp_path / "splits") == first  # unchanged: reused
     config.write_text(bundled.replace("n_embed: ", "n_embed: 1"))  # a bigger codebook, same file name
     assert experiment.fit_q(tmp_path / "splits") != first
+
+
+def test_a_stage_records_when_it_finished_so_the_catalog_shows_its_duration(tmp_path, monkeypatch):
+    from experiments.report import stage_times, write_run_records
+
+    monkeypatch.setattr("subprocess.run", lambda cmd, **kw: None)
+    runner = StageRunner(tmp_path / "stages", log=lambda *_: None)
+    stage = runner.run("kd-s0", tmp_path / "store" / "runs", {"a": 1}, lambda out: ["svc", str(out)])
+    record = tmp_path / "stages" / f"{stage.out.name}.json"
+    data = json.loads(record.read_text())
+    data["seconds"] = 90.0
+    record.write_text(json.dumps(data))
+    started, finished = stage_times(record)
+    assert (finished - started).total_seconds() == 90.0 and abs(finished.timestamp() - data["finished_at"]) < 1e-3
+    assert stage_times(tmp_path / "stages" / "missing.json") == (None, None)
+    write_run_records(tmp_path, [(stage.out.name, "train", None)])
+    status = json.loads((tmp_path / "store" / "runs" / stage.out.name / "status.json").read_text())
+    assert status["started_at"] != status["finished_at"] and status["status"] == "SUCCEEDED"
