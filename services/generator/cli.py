@@ -96,4 +96,15 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"  adversarial: {stats.accepted} accepted, {stats.rejected.total} rejected "
           f"(acceptance {stats.acceptance_rate:.1%}); {len(result.manifest.shards)} shards, "
           f"{result.resumed_shards} resumed")
+    print(teacher_line(stats.teacher_clean_correct, stats.clean, len(result.manifest.class_names)))
     return 0
+
+
+def teacher_line(correct: int, clean: int, num_classes: int) -> str:
+    """How often the teacher is right on the clean images; near chance, why few Q(x') are accepted."""
+    line = f"  teacher right on {correct} of {clean} clean images ({correct / max(1, clean):.1%})"
+    if clean and correct / clean < 2 / max(1, num_classes):
+        line += (f" - near chance for {num_classes} classes: a teacher that does not know these classes rejects "
+                 "almost every Q(x'). The tiny preset's teacher is random-init (a test model); pass real weights "
+                 "(README \"Real weights\") or a trained checkpoint (--set teacher.pretrained=...)")
+    return line

@@ -145,3 +145,11 @@ def test_source_without_a_readable_image_exits_2_before_starting_ray(tmp_path, c
     assert main(["--source", str(tmp_path / "src"), "--out", str(tmp_path / "out"), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "no readable image" in err and str(tmp_path / "src") in err
+
+
+def test_the_summary_says_when_the_teacher_is_near_chance_and_why_that_empties_the_set():
+    from services.generator.cli import teacher_line
+
+    assert teacher_line(0, 200, 7).startswith("  teacher right on 0 of 200 clean images (0.0%) - near chance")
+    assert "random-init" in teacher_line(40, 200, 7)  # 20% < 2 x 1/7
+    assert teacher_line(150, 200, 7) == "  teacher right on 150 of 200 clean images (75.0%)"
