@@ -27,7 +27,8 @@ class GenerateSettings(JobModel):
     class_map: Uri | None = Field(None, description="class names: JSON {id: name} or [names], CSV id,name, or txt "
                                                     "(default: ImageNet wnids -> CLIP class names, else folder names)")
     source_format: SourceFormat = Field("auto", description="how to read the source")
-    limit: PositiveInt | None = Field(None, description="use only the first N images of the sorted listing")
+    limit: PositiveInt | None = Field(None, description="use N images: a seeded random subset of the listing (the same "
+                                                            "one every run; every class in proportion)")
     shard_size: PositiveInt = Field(256, description="images per shard, the unit of commit and resume")
     batch_size: PositiveInt = Field(32, description="images per model batch")
     num_actors: PositiveInt | None = Field(None, description="generator actors, each holding the models once "

@@ -96,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"  adversarial: {stats.accepted} accepted, {stats.rejected.total} rejected "
           f"(acceptance {stats.acceptance_rate:.1%}); {len(result.manifest.shards)} shards, "
           f"{result.resumed_shards} resumed")
-    print(teacher_line(stats.teacher_clean_correct, stats.clean, len(result.manifest.class_names)))
+    print(teacher_line(stats.teacher_clean_correct, stats.clean, len(result.manifest.config.class_names)))
     return 0
 
 

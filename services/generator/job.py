@@ -69,9 +69,9 @@ def prepare_job(config: GeneratorConfig) -> Job:
     out_fs, out_path = open_filesystem(config.out, config.storage_options)
     check_writable(out_fs, out_path)
     listing = list_source(config.source, config.source_format, config.class_map, config.storage_options)
-    if config.limit is not None:
-        listing = dataclasses.replace(listing, items=listing.items[: config.limit])
     listing = shard_order(listing, preset.attack.seed)  # shards mix classes; same seed, same shards
+    if config.limit is not None:  # a seeded random subset: every class in proportion, not the first classes only
+        listing = dataclasses.replace(listing, items=listing.items[: config.limit])
     weights = weights_digests(preset)
     if config.view_image_size is not None and config.view_image_size < preset.image_size:
         raise GenerationError(f"view_image_size {config.view_image_size} is smaller than the preset's image size "

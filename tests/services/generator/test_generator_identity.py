@@ -49,3 +49,13 @@ def test_shards_follow_a_seeded_permutation_not_the_class_sorted_listing(tiny_im
                                              overrides={"attack.seed": 1}))
     assert [i.source_id for i in other_seed.listing.items] != ids
     assert other_seed.listing.fingerprint() == job.listing.fingerprint()  # the source is the same source
+
+
+def test_limit_takes_a_seeded_subset_of_every_class_not_the_first_classes(make_image_folder, tmp_path):
+    folder = make_image_folder(tmp_path / "src", classes=("a", "b", "c", "d"), per_class=10, size=(16, 16))
+    config = dict(source=str(folder), out=str(tmp_path / "store"), limit=12)
+    job = prepare_job(GeneratorConfig(**config))
+    labels = [item.label for item in job.listing.items]
+    assert len(labels) == 12 and set(labels) == {0, 1, 2, 3}  # the first 12 sorted would be a, a, ..., b, b
+    assert [i.source_id for i in prepare_job(GeneratorConfig(**config)).listing.items] == \
+        [i.source_id for i in job.listing.items]  # the same subset every run
