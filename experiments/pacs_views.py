@@ -115,11 +115,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--view-min-scale", type=float, default=MIN_SCALE,
                    help=f"smallest crop area of a view, and the online arm's random-resized crop (default: {MIN_SCALE})")
     p.set_defaults(seeds=2)
+    for action in p._actions:  # experiments.pacs options this comparison has no use for: hidden, and refused
+        if action.dest in NOT_USED:
+            action.help = argparse.SUPPRESS
     return p
 
 
+# the PACS experiment's variants, attack grid and extra test domains: this comparison fixes its own arms
+NOT_USED = ("variants", "grid", "grid_epochs", "extra_domain")
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for dest in NOT_USED:
+        if getattr(args, dest) != parser.get_default(dest):
+            parser.error(f"--{dest.replace('_', '-')} is an option of experiments.pacs; this comparison does not use it")
     if args.attack is None:
         raise SystemExit("error: --attack NORM:STEP is required (the attack experiments.pacs chose on photo val)")
     return ViewsExperiment(args).run()

@@ -62,5 +62,8 @@ def test_views_report_tables_each_arm_and_tests_the_pairs_it_names(tmp_path):
 def test_views_experiment_needs_the_attack_the_pacs_experiment_chose():
     with pytest.raises(SystemExit, match="--attack NORM:STEP is required"):
         main(["--pacs", "/data/pacs"])
+    with pytest.raises(SystemExit):  # the PACS experiment's grid is not an option here (exit 2, named)
+        main(["--pacs", "/data/pacs", "--attack", "l2:0.1", "--grid", "l2:1.1"])
+    assert "--variants" not in build_parser().format_help()
     args = build_parser().parse_args(["--pacs", "/data/pacs", "--attack", "l2:0.1"])
     assert (args.views, args.seeds, args.view_min_scale) == (4, 2, 0.35)
