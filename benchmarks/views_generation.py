@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
@@ -125,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'views':>5} {'ms/sample':>10} {'vs K=' + str(counts[0]):>8} {'bytes/sample':>13} {'labels+boxes B':>15} "
           f"{'top-k':>6}")
     report = {"preset": preset.name, "image_size": preset.image_size, "classes": len(class_names),
-              "images": images, "batch_size": args.batch_size, "device": machine(device), "cpu": platform.processor() or platform.machine(),
+              "images": images, "batch_size": args.batch_size, "device": machine(device),
               "threads": torch.get_num_threads(), "synthetic": args.source is None, "cases": {}}
     for k in counts:
         top_k = jobs[k].info.top_k if jobs[k] else None

@@ -18,7 +18,7 @@ from services.storage import absolute_uri
 from services.trainer.checkpointing import RunStore
 from services.trainer.config import TrainConfig
 from services.trainer.loop import WorkerContext, train_worker
-from services.trainer.metrics import read_metrics
+from services.trainer.metrics import percent, read_metrics
 from services.trainer.preflight import Plan, TrainInputError, preflight
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ def final_summary(records: list[dict[str, Any]]) -> str:
     if not epochs:
         return "no epoch finished"
     last = epochs[-1]
-    acc = f"{100 * last['val_top1']:.1f}%" if last.get("val_top1") is not None else "n/a (no validation data)"
+    acc = percent(last["val_top1"]) if last.get("val_top1") is not None else "n/a (no validation data)"
     return f"epoch {last['epoch'] + 1}: train loss {last['train_loss']:.4f}, val top-1 {acc}"
 
 

@@ -18,7 +18,7 @@ from dad_core import PixelSpaceClassifier, Preset, create_discretizer, create_st
 from services.trainer.checkpointing import RunStore, capture_rng, restore_rng
 from services.trainer.config import TrainConfig
 from services.trainer.data import TrainingData, build_datasets, train_loader, val_loader
-from services.trainer.metrics import MetricsLog, progress_bar
+from services.trainer.metrics import MetricsLog, percent, progress_bar
 from services.trainer.optim import create_optimizer, create_scheduler
 from services.trainer.step import StepModels, StepSettings, autocast, compute_losses, to_pixels
 
@@ -150,7 +150,7 @@ def resume(store: RunStore, model: nn.Module, optimizer, scheduler, ctx: WorkerC
 
 def epoch_line(summary: dict, epochs: int) -> str:
     """`epoch 2/3: train loss 1.2345, val top-1 45.8%, 12.3 s` for the console and the job log."""
-    val = f", val top-1 {100 * summary['val_top1']:.1f}%" if summary.get("val_top1") is not None else ""
+    val = f", val top-1 {percent(summary['val_top1'])}" if summary.get("val_top1") is not None else ""
     return f"epoch {summary['epoch'] + 1}/{epochs}: train loss {summary['train_loss']:.4f}{val}, {summary['epoch_time_s']:.1f} s"
 
 

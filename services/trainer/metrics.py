@@ -89,6 +89,11 @@ class MetricsLog:
         self._last_flush = time.monotonic()
 
 
+def percent(fraction: float) -> str:
+    """Validation accuracy as people read it (`0.4583` -> `45.8%`); the records keep the fraction."""
+    return f"{100 * fraction:.1f}%"
+
+
 def read_metrics(out_uri: str, storage_options: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """The run's metrics, de-duplicated across resumes (see parse_metrics); [] if none yet."""
     fs, root = open_filesystem(out_uri, storage_options)

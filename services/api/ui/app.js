@@ -212,7 +212,7 @@ async function trainKeyMetric(r) {
   if (keyMetricCache.has(r.id)) return keyMetricCache.get(r.id);
   let text = "–";
   try {
-    const records = asPercent((await api(`/runs/${encodeURIComponent(r.id)}/metrics?max_points=10`)).records);
+    const { records } = await runMetrics(r.id, 10);
     const epochs = records.filter((x) => x.type === "epoch" && typeof x.val_top1 === "number");
     const steps = records.filter((x) => x.type === "step" && typeof x.loss === "number");
     if (epochs.length) text = `val top-1 ${epochs[epochs.length - 1].val_top1.toFixed(1)}%`;
@@ -288,6 +288,12 @@ const FRACTION_KEYS = /^val_top\d+$/;
 function asPercent(records) {
   return records.map((r) => r.type !== "epoch" ? r : Object.fromEntries(Object.entries(r).map(([k, v]) =>
     [k, FRACTION_KEYS.test(k) && typeof v === "number" ? 100 * v : v])));
+}
+
+// A run's metric records, validation accuracy in percent.
+async function runMetrics(id, maxPoints) {
+  const m = await api(`/runs/${encodeURIComponent(id)}/metrics?max_points=${maxPoints}`);
+  return { ...m, records: asPercent(m.records) };
 }
 
 function metricSeries(records, keys, x = (r) => r.step, extra = {}) {
@@ -397,8 +403,7 @@ async function comparePage(params) {
     const ids = [...picker.querySelectorAll("input:checked")].map((c) => c.value);
     go(["compare"], new URLSearchParams(ids.length ? { runs: ids.join(",") } : {}));
   });
-  const all = (await Promise.all(chosen.map((id) => api(`/runs/${encodeURIComponent(id)}/metrics?max_points=1000`)
-    .catch(() => ({ run_id: id, records: [] }))))).map((m) => ({ ...m, records: asPercent(m.records) }));
+  const all = await Promise.all(chosen.map((id) => runMetrics(id, 1000).catch(() => ({ run_id: id, records: [] }))));
   const chart = (id, title, key, type, x, xLabel, extra = {}) => h("div", { class: "panel", id },
     h("h2", {}, title), Charts.lines(all.map((m) => ({ name: m.run_id, points: m.records
       .filter((r) => r.type === type && typeof r[key] === "number").map((r) => [x(r), r[key]]) })),
