@@ -56,7 +56,7 @@ bench-generator:  ## generator samples/s and its overhead over a bare in-process
 	$(PY) benchmarks/generator_overhead.py --source $(BENCH_SOURCE) --limit 512
 
 bench-generator-gpu:  ## the same with paper-size models (random weights) on a GPU machine
-	$(PY) benchmarks/generator_overhead.py --source $(BENCH_SOURCE) --limit 1024 --preset paper --set teacher.pretrained=null --batch-size 64
+	$(PY) benchmarks/generator_overhead.py --source $(BENCH_SOURCE) --limit 1024 --preset paper --set teacher.pretrained=null --batch-size 64 --json benchmarks/results/generator_overhead_gpu.json
 
 BENCH_VIEWS ?= 4
 bench-trainer:  ## step time of dad (stored / online logits) and dat vs ce, and stored views vs online augmentation, as ratios (CPU, resnet18 at 64 px)
