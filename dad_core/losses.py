@@ -298,17 +298,3 @@ def dat_dad_loss(student_clean: Tensor, teacher_clean: Tensor, labels: Tensor,
     out["loss"] = out["loss"] + cfg.alpha * ce_dat
     out["ce_dat"] = ce_dat.detach()
     return out
-
-
-# ----------------------------------------------------------------------------- the registry, by name
-
-_REGISTRY_NAMES = ("ObjectiveInputs", "OBJECTIVES", "list_objectives", "objective_needs", "compute_objective")
-
-
-def __getattr__(name: str):
-    """The objective registry lives in dad_core.objectives; these names stay importable from here."""
-    if name in _REGISTRY_NAMES:
-        from dad_core import objectives
-
-        return getattr(objectives, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

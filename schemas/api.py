@@ -8,15 +8,20 @@ Depends on nothing in this repository (schemas <- dad_core <- services).
 """
 from __future__ import annotations
 
+import hashlib
+import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
 from schemas.fields import (  # noqa: F401 - re-exported: the API's value types are the jobs' ones
     ID_PATTERN, MAX_INT, URI_PATTERN, Id, Uri, is_valid_id,
 )
-from schemas.jobs import EvalSettings, GenerateSettings, TrainSettings
+from schemas.jobs import (
+    EvalJobConfig, EvalSettings, GenerateJobConfig, GenerateSettings, TrainJobConfig, TrainSettings,
+)
 from schemas.jobs.evaluate import EVAL_SUITE_NAMES, IMAGEFOLDER, SUITE_PATTERN  # noqa: F401 - re-exported
 from schemas.jobs.train import require_sample_set
 
@@ -24,8 +29,6 @@ RUN_FORMAT = "dad-run"
 RUN_STATUS_FORMAT = "dad-run-status"
 RUN_FORMAT_VERSION = 1
 
-RunKind = Literal["generate", "train", "eval"]
-RUN_KINDS: tuple[str, ...] = ("generate", "train", "eval")
 # Ray's JobStatus values, plus UNKNOWN for a run rebuilt from the store that Ray no longer knows.
 RunStatus = Literal["PENDING", "RUNNING", "STOPPED", "SUCCEEDED", "FAILED", "UNKNOWN"]
 TERMINAL_STATUSES = frozenset({"STOPPED", "SUCCEEDED", "FAILED"})
@@ -66,27 +69,40 @@ class EvalRunConfig(EvalSettings):
         return self
 
 
-class GenerateRunCreate(_Strict):
-    id: Id = Field(description="client-chosen run id: a retry with the same id never starts a second job")
-    kind: Literal["generate"]
-    config: GenerateRunConfig
+@dataclass(frozen=True)
+class JobKind:
+    """One kind of job: what a caller sends (run config), what the job reads (job config), and where it runs."""
+
+    run_config: type[BaseModel]
+    job_config: type[BaseModel]
+    module: str                  # `python -m <module> --config <run.json>`
 
 
-class TrainRunCreate(_Strict):
-    id: Id
-    kind: Literal["train"]
-    config: TrainRunConfig
+# The one table of job kinds: the API's request bodies, run kinds, the job builders (services.api.entrypoints)
+# and every launcher derive from it.
+JOB_KINDS: dict[str, JobKind] = {
+    "generate": JobKind(GenerateRunConfig, GenerateJobConfig, "services.generator"),
+    "train": JobKind(TrainRunConfig, TrainJobConfig, "services.trainer"),
+    "eval": JobKind(EvalRunConfig, EvalJobConfig, "services.evaluator"),
+}
+RunKind = Literal[tuple(JOB_KINDS)]  # type: ignore[valid-type]  # Literal["generate", "train", "eval"]
 
 
-class EvalRunCreate(_Strict):
-    id: Id
-    kind: Literal["eval"]
-    config: EvalRunConfig
+def _run_create(kind: str, job: JobKind) -> type[BaseModel]:
+    return create_model(f"{kind.capitalize()}RunCreate", __base__=_Strict, __module__=__name__,
+                        id=(Id, Field(description="client-chosen run id: a retry with the same id never starts "
+                                                  "a second job")),
+                        kind=(Literal[kind], ...), config=(job.run_config, ...))
 
 
-RunCreate = Annotated[Union[GenerateRunCreate, TrainRunCreate, EvalRunCreate], Field(discriminator="kind")]
-RUN_CONFIGS: dict[str, type[BaseModel]] = {"generate": GenerateRunConfig, "train": TrainRunConfig,
-                                           "eval": EvalRunConfig}
+RunCreate = Annotated[Union[tuple(_run_create(k, j) for k, j in JOB_KINDS.items())],  # type: ignore[misc]
+                      Field(discriminator="kind")]
+
+
+def run_config_sha256(kind: str, config: dict[str, Any]) -> str:
+    """The identity of a run's request: the API's idempotency check, the demo's and the experiments' records."""
+    text = json.dumps({"kind": kind, "config": config}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 # -- runs ---------------------------------------------------------------------------------------------------

@@ -16,14 +16,13 @@ from typing import Any, Callable, Mapping
 
 import services.jobs  # noqa: F401 - installs the dad_core checks the run configs validate with
 from pydantic import BaseModel
-from schemas.api import EvalRunConfig, GenerateRunConfig, TrainRunConfig
+from schemas.api import JOB_KINDS, EvalRunConfig, GenerateRunConfig, TrainRunConfig
 from schemas.jobs import EvalJobConfig, EvalSettings, GenerateJobConfig, GenerateSettings, TrainJobConfig, TrainSettings
 from services.api.store import Store
 
 # fsspec options that are credentials: they reach jobs through the environment (DAD_JOB_ENV), never argv or
 # the run record, so they do not show up in Ray's job list, the dashboard or the store.
 _SECRET_OPTION_WORDS = ("key", "secret", "token", "password", "credential", "session")
-MODULES = {"generate": "services.generator", "train": "services.trainer", "eval": "services.evaluator"}
 
 
 @dataclass(frozen=True)
@@ -62,10 +61,24 @@ def _settings(config: BaseModel, settings: type[BaseModel]) -> dict[str, Any]:
 
 
 def _argv(kind: str, run_id: str, store: Store, python: str) -> list[str]:
-    return [python, "-m", MODULES[kind], _flag("--config", store.run_record_uri(run_id)),
+    return [python, "-m", JOB_KINDS[kind].module, _flag("--config", store.run_record_uri(run_id)),
             *storage_option_args(store.storage_options)]
 
 
+_BUILDERS: dict[str, Callable[..., JobSpec]] = {}
+
+
+def _builds(kind: str):
+    """Register the builder of one kind of JOB_KINDS (the table stays the one list of kinds)."""
+    def register(fn: Callable[..., JobSpec]) -> Callable[..., JobSpec]:
+        if kind not in JOB_KINDS:
+            raise KeyError(f"{kind!r} is not in schemas.api.JOB_KINDS")
+        _BUILDERS[kind] = fn
+        return fn
+    return register
+
+
+@_builds("generate")
 def generate_job(run_id: str, config: GenerateRunConfig, store: Store, python: str) -> JobSpec:
     set_id = config.set_name or run_id
     job = GenerateJobConfig(**_settings(config, GenerateSettings), out=store.sample_sets_uri(), name=set_id,
@@ -73,6 +86,7 @@ def generate_job(run_id: str, config: GenerateRunConfig, store: Store, python: s
     return JobSpec(_argv("generate", run_id, store, python), store.set_uri(set_id), job, set_id)
 
 
+@_builds("train")
 def train_job(run_id: str, config: TrainRunConfig, store: Store, python: str) -> JobSpec:
     out = store.run_uri(run_id)
     samples = store.manifest_uri(config.sample_set) if config.sample_set else None
@@ -81,6 +95,7 @@ def train_job(run_id: str, config: TrainRunConfig, store: Store, python: str) ->
     return JobSpec(_argv("train", run_id, store, python), out, job)
 
 
+@_builds("eval")
 def eval_job(run_id: str, config: EvalRunConfig, store: Store, python: str) -> JobSpec:
     out = store.run_uri(run_id)
     model = store.run_uri(config.model_run) if config.model_run else config.model
@@ -89,8 +104,10 @@ def eval_job(run_id: str, config: EvalRunConfig, store: Store, python: str) -> J
     return JobSpec(_argv("eval", run_id, store, python), out, job)
 
 
-BUILDERS: dict[str, Callable[..., JobSpec]] = {"generate": generate_job, "train": train_job, "eval": eval_job}
+if set(_BUILDERS) != set(JOB_KINDS):
+    raise RuntimeError(f"job kinds without a builder: {sorted(set(JOB_KINDS) - set(_BUILDERS))}")
 
 
 def build_job(kind: str, run_id: str, config, store: Store, python: str) -> JobSpec:
-    return BUILDERS[kind](run_id, config, store, python)
+    """The job's command line and config for a validated run config of `kind` (a key of JOB_KINDS)."""
+    return _BUILDERS[kind](run_id, config, store, python)

@@ -1,4 +1,5 @@
-"""The job launcher: Ray's Job Submission API, and nothing else, behind four calls.
+"""Job launchers behind four calls (submit, state, logs, stop): Ray's Job Submission API for the control plane,
+and a local child process for the demo, experiments and tests.
 
 `submit` is idempotent by run id (Ray's `submission_id`): a retry of a submission Ray already holds is a
 no-op, checked against the config hash stored in the job's metadata. Every way of not reaching the job
@@ -138,3 +139,37 @@ class RayJobLauncher:
     def stop(self, run_id: str) -> bool:
         client = self._connect()
         return bool(self._call(lambda: client.stop_job(run_id)))
+
+
+class LocalProcessLauncher:
+    """The same four calls, each job a child process of this one (`make demo`, experiments, tests): no Ray job
+    server needed. `submit` blocks until the job exits, so a stage's outputs exist when it returns."""
+
+    def __init__(self, env: dict[str, str] | None = None):
+        self.env = dict(env or {})
+        self._states: dict[str, JobState] = {}
+
+    def submit(self, run_id: str, entrypoint: str, metadata: dict[str, str], runtime_env: dict[str, Any]) -> None:
+        import shlex
+        import subprocess
+
+        existing = self._states.get(run_id)
+        if existing is not None:
+            if (existing.metadata or {}).get(META_CONFIG) != metadata.get(META_CONFIG):
+                raise JobConflict(f"run id {run_id!r} already ran here from a different config")
+            return
+        env = {**os.environ, **self.env, **runtime_env.get("env_vars", {})}
+        started = datetime.now(timezone.utc)
+        self._states[run_id] = JobState("RUNNING", "", started, None, dict(metadata))
+        code = subprocess.run(shlex.split(entrypoint), env=env).returncode  # output goes to our terminal
+        status, message = ("SUCCEEDED", "") if code == 0 else ("FAILED", f"exited with status {code}")
+        self._states[run_id] = JobState(status, message, started, datetime.now(timezone.utc), dict(metadata))
+
+    def state(self, run_id: str) -> JobState | None:
+        return self._states.get(run_id)
+
+    def logs(self, run_id: str) -> str:
+        return ""  # the job wrote to this process's terminal
+
+    def stop(self, run_id: str) -> bool:
+        return False  # submit returns only once the job has ended

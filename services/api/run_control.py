@@ -16,14 +16,15 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from schemas.results import METRICS_NAME, parse_metrics
-from schemas.api import TERMINAL_STATUSES, RunDetail, RunPublic, RunRecord, RunStatusRecord
+from schemas.api import TERMINAL_STATUSES, RunDetail, RunPublic, RunStatusRecord, run_config_sha256
 from services.api.catalog import crud
 from services.api.catalog.ingest import run_from_record
 from services.api.catalog.models import Run
 from services.api.entrypoints import JobSpec, build_job
-from services.api.launcher import META_CONFIG, META_KIND, Launcher, RayUnavailable
+from services.api.launch import start_job
+from services.api.launcher import Launcher, RayUnavailable
 from services.api.source_policy import is_allowed, request_locations
-from services.api.store import Store, sha256_json
+from services.api.store import Store
 from services.storage import join
 
 log = logging.getLogger(__name__)
@@ -96,8 +97,7 @@ def _build_job(ctx: RunContext, kind: str, run_id: str, config) -> JobSpec:
 
 def submit_run(ctx: RunContext, run_id: str, kind: str, config) -> tuple[Run, bool]:
     """(run, created): submit a new run, or return the run this id already names (same kind and config)."""
-    config_dict = config.model_dump(mode="json")
-    config_sha = sha256_json({"kind": kind, "config": config_dict})
+    config_sha = run_config_sha256(kind, config.model_dump(mode="json"))
     existing = crud.get_run(ctx.session, run_id)
     if existing is not None:
         if existing.config_sha256 != config_sha:
@@ -111,25 +111,8 @@ def submit_run(ctx: RunContext, run_id: str, kind: str, config) -> tuple[Run, bo
             if other.sample_set_id == job.sample_set_id:
                 raise RunConflict(f"run {other.id!r} is still generating sample set {job.sample_set_id!r}")
     ctx.launcher.state(run_id)  # reachability probe: RayUnavailable before anything is written
-    now = crud.utcnow()
-    record = RunRecord(id=run_id, kind=kind, config=config_dict, config_sha256=config_sha, entrypoint=job.argv,
-                       output_uri=job.output_uri, sample_set_id=job.sample_set_id, submitted_at=now,
-                       job=job.job.model_dump(mode="json"))
-    ctx.store.write_run_record(record)
-    try:
-        ctx.launcher.submit(run_id, job.entrypoint, {META_KIND: kind, META_CONFIG: config_sha},
-                            {"env_vars": dict(ctx.job_env)} if ctx.job_env else {})
-    except Exception:
-        _forget_record(ctx.store, run_id)
-        raise
+    record = start_job(ctx.store, ctx.launcher, kind, run_id, config, ctx.job_python, ctx.job_env, job)
     return crud.insert_run(ctx.session, run_from_record(record)), True
-
-
-def _forget_record(store: Store, run_id: str) -> None:
-    try:
-        store.fs.rm(store.run_path(run_id), recursive=True)
-    except (FileNotFoundError, OSError) as e:
-        log.warning("could not remove the run record of %s after a failed submission: %s", run_id, e)
 
 
 def refresh_run(ctx: RunContext, run: Run) -> Run:

@@ -11,13 +11,12 @@ sends is used as a path.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from datetime import datetime, timezone
 from typing import Any
 
 from schemas import sample_store as ss
-from schemas.api import RunRecord, RunStatusRecord, is_valid_id
+from schemas.api import RunRecord, RunStatusRecord, is_valid_id, run_config_sha256
 from schemas.generation_status import GenerationStatus
 from services.storage import StoreFolder, atomic_write_bytes, join, to_uri
 
@@ -121,10 +120,6 @@ class Store(StoreFolder):
             return None
 
 
-def sha256_json(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -134,7 +129,8 @@ def record_run(store: Store, run_id: str, kind: str, entrypoint: list[str], conf
                submitted_at: datetime | None = None) -> None:
     """Write `run.json` for a run made outside the control plane (the demo, experiments). With `job` (the job's
     own config, schemas.jobs) the record is also the file the job reads (`--config <run.json>`)."""
-    store.write_run_record(RunRecord(id=run_id, kind=kind, config=config, config_sha256=sha256_json(config),
+    store.write_run_record(RunRecord(id=run_id, kind=kind, config=config,
+                                     config_sha256=run_config_sha256(kind, config),
                                      entrypoint=entrypoint, output_uri=store.run_uri(run_id),
                                      sample_set_id=sample_set_id, job=job,
                                      submitted_at=submitted_at or datetime.now(timezone.utc)))

@@ -19,7 +19,10 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from services.api.store import Store, record_finished_run, record_run
+from schemas.api import JOB_KINDS
+from services.api.launch import record_final_state, start_job
+from services.api.launcher import LocalProcessLauncher
+from services.api.store import Store
 from services.demo.synthetic import make_dataset, merge_domains
 
 SET_ID = "demo-photo"
@@ -32,6 +35,7 @@ class Demo:
         self.out = Path(args.out).resolve()
         self.store = Store(str(self.out / "store"))
         self.times: dict[str, float] = {}
+        self.launcher = LocalProcessLauncher()
 
     def command(self, stage: str, argv: list[str]) -> tuple[datetime, datetime]:
         """Run one service as its own process (as a Ray job would); returns its start and finish times."""
@@ -42,25 +46,17 @@ class Demo:
         return started, datetime.now(timezone.utc)
 
     def job(self, stage: str, run_id: str, kind: str, config: dict) -> None:
-        """Run a generate / train / eval job exactly as the control plane would submit it, then record it."""
-        from schemas.api import EvalRunConfig, GenerateRunConfig, TrainRunConfig
-        from services.api.entrypoints import build_job
-
-        model = {"generate": GenerateRunConfig, "train": TrainRunConfig, "eval": EvalRunConfig}[kind]
-        typed = model.model_validate(config)
-        spec = build_job(kind, run_id, typed, self.store, sys.executable)
-        record = dict(entrypoint=spec.argv, config=typed.model_dump(mode="json"), job=spec.job.model_dump(mode="json"),
-                      sample_set_id=spec.sample_set_id or typed.model_dump().get("sample_set"))
-        record_run(self.store, run_id, kind, **record)  # the job reads its config from this run.json
-        started = datetime.now(timezone.utc)
-        try:
-            started, finished = self.command(stage, spec.argv)
-        except subprocess.CalledProcessError:
-            record_finished_run(self.store, run_id, kind, **record, succeeded=False, message="failed in services.demo",
-                                started_at=started)
-            raise
-        record_finished_run(self.store, run_id, kind, **record, message="made by services.demo",
-                            started_at=started, finished_at=finished)
+        """Run a generate / train / eval job through the control plane's own path (services.api.launch), on a
+        local-process launcher instead of Ray's job server; the store records it like a submitted run."""
+        typed = JOB_KINDS[kind].run_config.model_validate(config)
+        print(f"\n=== {stage}: {run_id}", flush=True)
+        t0 = time.time()
+        start_job(self.store, self.launcher, kind, run_id, typed, sys.executable)
+        self.times[stage] = time.time() - t0
+        status = record_final_state(self.store, self.launcher, run_id)
+        if status is None or status.status != "SUCCEEDED":
+            raise SystemExit(f"{stage} failed ({status.message if status else 'no status'}); "
+                             f"its run record: {self.store.run_record_uri(run_id)}")
 
     def run(self) -> int:
         a, out = self.args, self.out

@@ -12,11 +12,8 @@ import torch
 import torch.nn.functional as F
 
 from dad_core.losses import (
-    OBJECTIVES,
     DistillConfig,
-    ObjectiveInputs,
     ard_loss,
-    compute_objective,
     cross_entropy,
     dad_loss,
     dat_dad_loss,
@@ -24,10 +21,9 @@ from dad_core.losses import (
     dist_loss,
     kd_loss,
     kl_divergence_t,
-    list_objectives,
-    objective_needs,
     rslad_loss,
 )
+from dad_core.objectives import OBJECTIVES, ObjectiveInputs, compute_objective, list_objectives, objective_needs
 
 CFG = DistillConfig()
 
