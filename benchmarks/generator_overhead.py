@@ -31,7 +31,7 @@ import torch  # noqa: E402
 
 from benchmarks.common import add_output_args, machine, write_json  # noqa: E402
 from dad_core import create_discretizer, create_teacher, get_preset, parse_overrides  # noqa: E402
-from services.jobs.presets import parse_override_text  # noqa: E402
+from dad_core.presets import parse_override  # noqa: E402
 from services.generator.config import GeneratorConfig  # noqa: E402
 from services.generator.samples import DecodedBatch, batch_seed, generate_samples  # noqa: E402
 from services.sample_store.rows import build_rows  # noqa: E402
@@ -77,7 +77,7 @@ def service_run(args, listing_size: int, threads: int) -> dict:
     ray_start = time.perf_counter() - t0
     try:
         with tempfile.TemporaryDirectory() as out:
-            config = GeneratorConfig(source=args.source, out=out, preset=args.preset, overrides=dict(map(parse_override_text, args.set)),
+            config = GeneratorConfig(source=args.source, out=out, preset=args.preset, overrides=dict(map(parse_override, args.set)),
                                      limit=args.limit, shard_size=args.shard_size, batch_size=args.batch_size,
                                      num_actors=args.num_actors, cpus_per_actor=args.cpus_per_actor,
                                      torch_threads=threads, progress_bar=False)

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import functools
 import json
+import typing
 from dataclasses import dataclass, field, fields
 from importlib import resources
 from typing import Any, Iterable, Mapping
 
-import yaml
 
 from dad_core.attack import AttackConfig, attack_from_dict
 from dad_core.dat import DATConfig
@@ -108,12 +109,55 @@ def get_preset(name: str, overrides: Mapping[str, Any] | None = None) -> Preset:
     return Preset.from_dict({"name": name, **d})
 
 
-def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
-    """CLI `--set key=value` items to a dict; values are parsed as YAML (numbers, null, lists, booleans)."""
+@functools.lru_cache(maxsize=None)
+def preset_field_types() -> dict[str, Any]:
+    """'section.field' (and top-level 'field') -> the field's type, for every field of a Preset."""
     out = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--set expects key=value, got {item!r}")
-        out[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+    for section in dataclasses.fields(Preset):
+        cls = typing.get_type_hints(Preset)[section.name]
+        if dataclasses.is_dataclass(cls):
+            hints = typing.get_type_hints(cls)
+            out.update({f"{section.name}.{f.name}": hints[f.name] for f in dataclasses.fields(cls)})
+        elif section.name != "name":
+            out[section.name] = cls  # top-level fields: image_size, student, description
     return out
+
+
+@functools.lru_cache(maxsize=None)
+def _adapter(tp):
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(tp)
+
+
+def _fits(tp, value: Any) -> bool:
+    from pydantic import ValidationError
+
+    try:
+        _adapter(tp).validate_python(value, strict=True)
+        return True
+    except ValidationError:
+        return False
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """One `--set key=value`, the one reading every path uses (CLI, job configs, experiments): the value read
+    as JSON (2, 0.5, 1e-05, true, null, [1, 2], "text"), or kept as text when it is not JSON or when the field
+    takes text and the JSON reading does not fit it (`teacher.pretrained=/ckpt.pt`, `student=123`)."""
+    key, sep, text = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ValueError(f"--set expects key=value, got {item!r}")
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return key, text
+    tp = preset_field_types().get(key)
+    if tp is not None and not isinstance(value, str) and not _fits(tp, value) and _fits(tp, text):
+        return key, text
+    return key, value
+
+
+def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
+    """CLI `--set key=value` items to a dict (parse_override on each)."""
+    return dict(parse_override(item) for item in items)

@@ -22,7 +22,7 @@ from typing import Any, Literal, Mapping, Sequence
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
-from services.jobs.presets import parse_override_text
+from dad_core.presets import parse_override
 
 CONFIG_HELP = ("the job's whole config as JSON: a file written by a previous run, or the control plane's run record "
                "(runs/<id>/run.json); flags given as well override its fields (any fsspec URL)")
@@ -142,7 +142,7 @@ def given_fields(model: type[BaseModel], args: argparse.Namespace) -> dict[str, 
             continue
         value = getattr(args, name)
         if name == "overrides":
-            value = dict(parse_override_text(f"{k}={v}") for k, v in value)
+            value = dict(parse_override(f"{k}={v}") for k, v in value)
         elif isinstance(value, list) and value and isinstance(value[0], tuple):
             value = dict(value)
         elif isinstance(value, list) and value and isinstance(value[0], list):  # list flags: comma-split words

@@ -14,7 +14,8 @@ from dad_core import DistillConfig, Preset
 from dad_core.objectives import objective_needs
 from schemas.jobs.checks import SAMPLE_SET_INPUTS, STUDENT_ATTACK_INPUTS, TEACHER_INPUTS
 from schemas.jobs.train import OPTIMIZERS, TEACHER_LOGITS, TrainJobConfig  # noqa: F401 - re-exported
-from services.jobs.presets import parse_override_text, resolve_preset
+from dad_core.presets import parse_override
+from services.jobs.presets import resolve_preset
 
 PRECISIONS = ("fp32", "bf16")
 
@@ -107,7 +108,7 @@ def _upgrade_saved(saved: Mapping[str, Any]) -> dict[str, Any]:
     label smoothing inside the overrides."""
     saved = dict(saved)
     if isinstance(saved.get("overrides"), list):
-        saved["overrides"] = dict(parse_override_text(item) for item in saved["overrides"])
+        saved["overrides"] = dict(parse_override(item) for item in saved["overrides"])
     if "precision" in saved and "bf16" not in saved:
         saved["bf16"] = saved.pop("precision") == "bf16"
     saved.setdefault("adversarial_rows", "accepted")  # before the controls existed: Eq. 9's accepted Q(x')

@@ -52,3 +52,14 @@ def test_parse_overrides_types_and_errors():
         {"a": 1, "b": 0.5, "c": True, "d": [1, 2], "e": "text", "f": None}
     with pytest.raises(ValueError, match="key=value"):
         parse_overrides(["novalue"])
+
+
+def test_the_library_and_the_jobs_read_set_text_the_same_way():
+    """One parser: YAML read `1e-05` as text and `2` for a text field as a number; JSON + the field's type
+    reads both as the job configs do."""
+    from dad_core.presets import parse_override
+
+    items = ["attack.step_size=1e-05", "teacher.model=2", "attack.epsilon=null", "discretizer.checkpoint=/w/q.ckpt"]
+    assert parse_overrides(items) == dict(map(parse_override, items)) == {
+        "attack.step_size": 1e-05, "teacher.model": "2", "attack.epsilon": None, "discretizer.checkpoint": "/w/q.ckpt"}
+    assert get_preset("tiny", parse_overrides(items[:1])).attack.step_size == 1e-05

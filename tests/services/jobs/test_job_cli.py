@@ -11,9 +11,9 @@ import pytest
     ("distill.temperature=2", 2),
 ])
 def test_set_values_are_read_once_as_typed_values(item, value):
-    from services.jobs.presets import parse_override_text
+    from dad_core.presets import parse_override
 
-    key, parsed = parse_override_text(item)
+    key, parsed = parse_override(item)
     assert key == item.split("=")[0] and parsed == value and type(parsed) is type(value)
 
 
