@@ -27,6 +27,7 @@ import signal
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from dad_core.discretizers.vqgan import load_taming_config
 from experiments.report import write_report
@@ -38,14 +39,14 @@ FRACTIONS = {"train": 0.7, "val": 0.1, "test": 0.2}
 # The attack grid, declared before any run: App. C's L2 step (0.1) up to the old sign step's size. At 64 px a
 # sign step s has L2 norm s * sqrt(3 * 64 * 64) = 110.9 s, so each L-inf point matches an L2 point's size.
 GRID = (("l2", 0.1), ("l2", 1.1), ("l2", 11.0), ("linf", 0.001), ("linf", 0.01), ("linf", 0.1))
-# Student variants: name -> (objective, extra trainer flags). The controls share DAD's objective and set.
+# Student variants: name -> (objective, extra trainer settings). The controls share DAD's objective and set.
 VARIANTS = {
-    "ce": ("ce", ()),
-    "kd": ("kd", ()),
-    "dad": ("dad", ()),
-    "dad-no-attack": ("dad", ("--adversarial-rows", "discretized")),
-    "dad-no-filter": ("dad", ("--adversarial-rows", "all")),
-    "dat": ("dat", ()),
+    "ce": ("ce", {}),
+    "kd": ("kd", {}),
+    "dad": ("dad", {}),
+    "dad-no-attack": ("dad", {"adversarial_rows": "discretized"}),
+    "dad-no-filter": ("dad", {"adversarial_rows": "all"}),
+    "dat": ("dat", {}),
 }
 
 
@@ -62,17 +63,9 @@ class Recipe:
     hflip: bool = False
     randaugment: str | None = None
 
-    def flags(self) -> list[str]:
-        f = ["--epochs", str(self.epochs), "--optimizer", "adamw", "--lr", str(self.lr), "--batch-size",
-             str(self.batch_size), "--warmup-epochs", str(self.warmup_epochs), "--label-smoothing",
-             str(self.label_smoothing)]
-        if self.random_resized_crop:
-            f += ["--random-resized-crop", str(self.random_resized_crop)]
-        if self.hflip:
-            f += ["--hflip"]
-        if self.randaugment:
-            f += ["--randaugment", self.randaugment]
-        return f
+    def settings(self) -> dict[str, Any]:
+        """The trainer's run-config fields (schemas.api.TrainRunConfig) this recipe sets."""
+        return {"optimizer": "adamw", **asdict(self)}
 
 
 # A practitioner's recipe for the teacher (random-resized crop, flip, RandAugment, label smoothing, 30 epochs);
@@ -102,7 +95,7 @@ class Experiment:
         self.out = Path(args.out).resolve()
         self.store = self.out / "store"
         self.runs, self.sets = self.store / "runs", self.store / "sample-sets"
-        self.stages = StageRunner(self.out / "stages", threads=args.threads)
+        self.stages = StageRunner(self.out / "stages", threads=args.threads, store=self.store)
         self.recipe = Recipe(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size)
         self.grid_recipe = replace(self.recipe, epochs=args.grid_epochs)
 
@@ -119,43 +112,33 @@ class Experiment:
         return splits
 
     def train(self, name: str, source: Path, val: Path, objective: str, recipe: Recipe, seed: int,
-              arch: str, samples: Path | None = None, extra: tuple[str, ...] = (),
-              sets: list[str] = ()) -> Path:
-        config = {"source": str(source), "val": str(val), "objective": objective, "recipe": asdict(recipe),
-                  "seed": seed, "arch": arch, "samples": str(samples) if samples else None, "extra": list(extra),
-                  "sets": list(sets), "image_size": self.args.image_size}
+              arch: str, samples: Path | None = None, extra: dict[str, Any] | None = None,
+              overrides: dict[str, Any] | None = None) -> Path:
+        """A trainer run (its run folder); `samples` is a sample set made by `generate` (same store)."""
+        return self.stages.job(name, "train", {
+            "source": str(source), "val": str(val), "preset": "tiny", "student": arch, "objective": objective,
+            "seed": seed, "cpus_per_worker": self.args.threads, **recipe.settings(), **(extra or {}),
+            "overrides": overrides or {}, "sample_set": samples.name if samples else None}).out
 
-        def command(out: Path) -> list[str]:
-            cmd = ["services.trainer", "--source", str(source), "--val", str(val), "--out", str(out),
-                   "--preset", "tiny", "--student", arch, "--objective", objective, "--seed", str(seed),
-                   "--no-progress", "--cpus-per-worker", str(self.args.threads), *recipe.flags(), *extra, *sets]
-            return cmd + (["--samples", str(samples)] if samples else [])
-
-        return self.stages.run(name, self.runs, config, command).out
-
-    def model_sets(self, teacher: Path, vq: Path, attack: tuple[str, float] | None = None) -> list[str]:
-        """The teacher and Q (and the attack) as preset overrides, for the generator and the students."""
+    def model_overrides(self, teacher: Path, vq: Path, attack: tuple[str, float] | None = None) -> dict[str, Any]:
+        """The teacher and Q (and the attack) as typed preset overrides, for the generator and the students."""
         s = self.args.image_size
-        items = [f"image_size={s}", "teacher.kind=timm", f"teacher.model={self.args.teacher_arch}",
-                 f"teacher.pretrained={teacher / 'model.pth'}", f"teacher.image_size={s}",
-                 f"discretizer.config={vq / 'config.yaml'}", f"discretizer.checkpoint={vq / 'vq.ckpt'}",
-                 f"distill.temperature={self.args.temperature}", f"distill.alpha={self.args.alpha}"]
+        out = {"image_size": s, "teacher.kind": "timm", "teacher.model": self.args.teacher_arch,
+               "teacher.pretrained": str(teacher / "model.pth"), "teacher.image_size": s,
+               "discretizer.config": str(vq / "config.yaml"), "discretizer.checkpoint": str(vq / "vq.ckpt"),
+               "distill.temperature": self.args.temperature, "distill.alpha": self.args.alpha}
         if attack is not None:
             norm, step = attack
-            items += [f"attack.norm={norm}", f"attack.step_size={step}", f"attack.epsilon={step}",
-                      f"attack.random_start={self.args.attack_random_start}"]
-        return [x for item in items for x in ("--set", item)]
+            out |= {"attack.norm": norm, "attack.step_size": step, "attack.epsilon": step,
+                    "attack.random_start": self.args.attack_random_start}
+        return out
 
     def generate(self, teacher: Path, vq: Path, photo_train: Path, attack: tuple[str, float],
-                 extra: tuple[str, ...] = ()) -> Path:
-        sets = self.model_sets(teacher, vq, attack)
-        config = {"source": str(photo_train), "sets": sets, "seed": 0} | ({"extra": list(extra)} if extra else {})
-
-        def command(out: Path) -> list[str]:
-            return ["services.generator", "--source", str(photo_train), "--out", str(out.parent), "--name", out.name,
-                    "--preset", "tiny", *sets, "--shard-size", "128", "--batch-size", "32", "--no-progress", *extra]
-
-        return self.stages.run("samples", self.sets, config, command).out
+                 extra: dict[str, Any] | None = None) -> Path:
+        """A sample set of photo/train (its folder in the store's sample-sets/)."""
+        return self.stages.job("samples", "generate", {
+            "source": str(photo_train), "preset": "tiny", "overrides": self.model_overrides(teacher, vq, attack),
+            "shard_size": 128, "batch_size": 32, **(extra or {})}).out
 
     def fit_q(self, splits: Path) -> Path:
         """Q: a VQ model fitted to photo/train, PSNR and codebook use reported on every domain's val split."""
@@ -173,10 +156,8 @@ class Experiment:
             *[f"--eval={d}=" + str(splits / d / "val") for d in DOMAINS]]).out
 
     def evaluate(self, name: str, run: Path, suites: list[str]) -> Path:
-        config = {"model": str(run), "suites": suites}
-        return self.stages.run(name, self.runs, config, lambda out: [
-            "services.evaluator", "--model", str(run), "--suites", ",".join(suites), "--out", str(out), "--name", name,
-            "--predictions"]).out
+        """An evaluation of a trainer run of this store, with per-image predictions for the paired tests."""
+        return self.stages.job(name, "eval", {"model_run": run.name, "suites": suites, "predictions": True}).out
 
     # ------------------------------------------------------------------ the experiment
     def run(self) -> int:
@@ -205,7 +186,7 @@ class Experiment:
         photo_train, photo_val = splits / "photo" / "train", splits / "photo" / "val"
         s = a.image_size
         teacher = self.train("teacher", splits / "teacher" / "train", splits / "teacher" / "val", "ce",
-                             TEACHER_RECIPE, 0, a.teacher_arch, sets=["--set", f"image_size={s}"])
+                             TEACHER_RECIPE, 0, a.teacher_arch, overrides={"image_size": s})
         vq = self.fit_q(splits)
         if a.until == "q":
             return 0
@@ -216,7 +197,7 @@ class Experiment:
             point = {"norm": attack[0], "step_size": attack[1], "samples": str(samples)}
             if not a.attack:  # a short DAD student scored on photo val picks the attack
                 run = self.train("grid-dad", photo_train, photo_val, "dad", self.grid_recipe, 0, a.student,
-                                 samples=samples / "manifest.json", sets=self.model_sets(teacher, vq))
+                                 samples=samples, overrides=self.model_overrides(teacher, vq))
                 point |= {"run": str(run), "photo_val_top1": last_val_top1(run)}
             grid.append(point)
         chosen = max(grid, key=lambda p: p.get("photo_val_top1", 0.0))  # ties: the earlier (smaller) point
@@ -237,8 +218,8 @@ class Experiment:
             for variant in a.variants.split(","):
                 objective, extra = VARIANTS[variant]
                 run = self.train(f"{variant}-s{seed}", photo_train, photo_val, objective, self.recipe, seed,
-                                 a.student, samples=samples / "manifest.json", extra=extra,
-                                 sets=self.model_sets(teacher, vq))
+                                 a.student, samples=samples, extra=extra,
+                                 overrides=self.model_overrides(teacher, vq))
                 students[run.name] = (variant, seed, run)
                 evals[run.name] = self.evaluate(f"eval-{run.name}", run, test_suites)
 

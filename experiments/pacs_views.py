@@ -33,9 +33,10 @@ COMPARISONS = tuple((f"{o}/{a}", f"{o}/{b}") for o in ("kd", "dad") for a, b in 
     + (("dad/views", "kd/views"), ("dad/no-aug", "kd/no-aug"), ("dad/online", "kd/online"))
 
 
-def arms(min_scale: float) -> dict[str, tuple[str, ...]]:
-    return {"no-aug": ("--views", "0"), "views": (),
-            "online": ("--teacher-logits", "online", "--random-resized-crop", str(min_scale), "--hflip")}
+def arms(min_scale: float) -> dict[str, dict]:
+    """Each arm's trainer settings (schemas.api.TrainRunConfig fields)."""
+    return {"no-aug": {"views": 0}, "views": {},
+            "online": {"teacher_logits": "online", "random_resized_crop": min_scale, "hflip": True}}
 
 
 class ViewsExperiment(Experiment):
@@ -45,12 +46,11 @@ class ViewsExperiment(Experiment):
         splits = self.make_splits()
         photo_train, photo_val = splits / "photo" / "train", splits / "photo" / "val"
         teacher = self.train("teacher", splits / "teacher" / "train", splits / "teacher" / "val", "ce",
-                             TEACHER_RECIPE, 0,
-                             a.teacher_arch, sets=["--set", f"image_size={a.image_size}"])
+                             TEACHER_RECIPE, 0, a.teacher_arch, overrides={"image_size": a.image_size})
         vq = self.fit_q(splits)
         samples = self.generate(teacher, vq, photo_train, a.attack,
-                                extra=("--views", str(a.views), "--adversarial-views", "--view-min-scale",
-                                       str(a.view_min_scale)))
+                                extra={"views": a.views, "adversarial_views": True,
+                                       "view_min_scale": a.view_min_scale})
         rows, seconds, students, evals, eval_dirs = {}, {}, {}, {}, []
         suites = [f"{d}=imagefolder:{splits / d / 'test'}" for d in DOMAINS]
         for objective in ("kd", "dad"):
@@ -58,8 +58,7 @@ class ViewsExperiment(Experiment):
                 for seed in range(a.seeds):
                     name = f"views-{objective}-{arm}-s{seed}"
                     run = self.train(name, photo_train, photo_val, objective, self.recipe, seed, a.student,
-                                     samples=samples / "manifest.json", extra=extra,
-                                     sets=self.model_sets(teacher, vq))
+                                     samples=samples, extra=extra, overrides=self.model_overrides(teacher, vq))
                     eval_dirs.append(self.evaluate(f"eval-{run.name}", run, suites))
                     evals[name] = load_evaluation(eval_dirs[-1])
                     students[name] = (f"{objective}/{arm}", seed, run)

@@ -220,6 +220,9 @@ def write_run_records(out: Path, runs: list[tuple[str, str, str | None]], config
 
     store = Store(str(out / "store"))
     for run_id, kind, set_id in runs:
+        existing = store.read_run_record(run_id)
+        if existing is not None and existing.job is not None:
+            continue  # a job started through services.api.launch: its real config and status are recorded
         started, finished = stage_times(out / "stages" / f"{run_id}.json")
         record_finished_run(store, run_id, kind, ["python", "-m", module, "--out", str(out)],
                             config or {"experiment": module, "run": run_id}, sample_set_id=set_id,

@@ -59,6 +59,9 @@ class EvalSettings(JobModel):
     crop_pct: Annotated[float, Field(gt=0, le=1)] | None = Field(
         None, description="centre-crop fraction (default: timm's for students, 1.0 for CLIP)")
     batch_size: PositiveInt = Field(128, description="images per model batch")
+    predictions: bool = Field(False, description="also write each image's prediction (results/<id>.predictions"
+                                                 ".parquet: suite, source_id, label, prediction) for paired tests "
+                                                 "between models on the same images")
 
     @field_validator("suites")
     @classmethod
@@ -86,9 +89,6 @@ class EvalJobConfig(EvalSettings):
         None, description="row name in tables (default: from model)")
     out: Uri = Field(description="output folder (any fsspec URL): results/<id>.json and results.md")
     storage_options: JobStorageOptions
-    predictions: bool = Field(False, description="also write each image's prediction (results/<id>.predictions"
-                                                 ".parquet: suite, source_id, label, prediction) for paired tests "
-                                                 "between models on the same images")
     build_c_from: Uri | None = Field(None, description="build the -C set from this ImageFolder (when the official "
                                                        "set is not available); reused if already built")
     c_out: Uri | None = Field(None, description="where the built -C set goes (default: <out>/imagenet-c-built)")
