@@ -20,6 +20,7 @@ from services.trainer.config import TrainConfig
 from services.trainer.loop import WorkerContext, train_worker
 from services.trainer.metrics import percent, read_metrics
 from services.trainer.preflight import Plan, TrainInputError, preflight
+from services.trainer.student_init import is_file, resolved_init
 
 log = logging.getLogger(__name__)
 
@@ -57,19 +58,22 @@ def _check_resources(cfg: TrainConfig) -> None:
 
 
 def resolve(cfg: TrainConfig) -> tuple[TrainConfig, Preset]:
-    """The job's preset, resolved once, and the config completed from it: the preset's student when none is
-    given, relative paths made absolute (the workers run in Ray's own working directory)."""
+    """The job's preset, resolved once, and the config completed from it: the preset's student and student_init
+    when none is given, relative paths made absolute (the workers run in Ray's own working directory)."""
     try:
         preset = cfg.resolve_preset()
     except (ValueError, TypeError) as e:
         raise TrainInputError(f"preset {cfg.preset!r}: {e}") from None
-    return absolute_paths(cfg).model_copy(update={"student": cfg.student or preset.student}), preset
+    cfg = cfg.model_copy(update={"student": cfg.student or preset.student,
+                                 "student_init": resolved_init(cfg.student_init, preset.student_init)})
+    return absolute_paths(cfg), preset
 
 
 def absolute_paths(cfg: TrainConfig) -> TrainConfig:
     """Relative paths made absolute, against this process's directory (Ray Train workers run in another)."""
-    return cfg.model_copy(update={name: absolute_uri(getattr(cfg, name))
-                                  for name in ("source", "out", "samples", "class_map", "val")})
+    names = ("source", "out", "samples", "class_map", "val") + (("student_init",) if cfg.student_init and
+                                                                 is_file(cfg.student_init) else ())
+    return cfg.model_copy(update={name: absolute_uri(getattr(cfg, name)) for name in names})
 
 
 def run(cfg: TrainConfig, echo=print) -> list[dict[str, Any]]:

@@ -71,3 +71,34 @@ def test_the_model_folder_loads_in_timm_alone_with_the_trainers_logits(tmp_path,
     assert got["keys"] == sorted(trained.state_dict())
     assert got["label_names"] == ["tench", "goldfish", "tabby cat"]
     assert got["data"]["input_size"] == (3, 32, 32) and got["data"]["crop_pct"] == 1.0
+
+
+def test_a_run_starts_from_its_student_init_file_and_records_it(tmp_path, make_image_folder):
+    """With lr 0 the trained weights are the checkpoint's (backbone); the start event, checkpoint and model.json
+    keep the file and its sha256; a resumed run keeps the record without reading the file again."""
+    import hashlib
+
+    from safetensors.torch import save_file
+
+    source = make_image_folder(tmp_path / "source", per_class=4)
+    imagenet = create_student("test_resnet", num_classes=1000)
+    init = tmp_path / "in1k.safetensors"
+    save_file({k: v.contiguous() for k, v in imagenet.state_dict().items()}, str(init))
+    make = lambda epochs: TrainConfig(  # noqa: E731
+        source=str(source), out=str(tmp_path / "run"), preset="tiny", student="test_resnet", objective="ce",
+        epochs=epochs, batch_size=4, loader_workers=0, warmup_epochs=0, val_fraction=0.25, progress_bar=False,
+        lr=0.0, student_init=str(init))
+    train_worker(make(1))
+    store = RunStore(str(tmp_path / "run"))
+    final = torch.load(f"{store.path}/model.pth", weights_only=True)
+    for name, _ in imagenet.named_parameters():
+        if not name.startswith("fc."):
+            assert torch.equal(final[name], imagenet.state_dict()[name]), name
+    record = json.loads(open(f"{store.path}/model.json").read())["student_init"]
+    assert record == {"init": "file", "path": str(init), "sha256": hashlib.sha256(init.read_bytes()).hexdigest(),
+                      "head": "new (3 classes)"}
+    init.unlink()  # a resume starts from the checkpoint: the file is no longer needed
+    train_worker(make(2))
+    events = [json.loads(line) for line in open(f"{store.path}/metrics.jsonl") if '"event"' in line]
+    assert [e["student_init"] for e in events if e["event"] in ("start", "resume")] == [record, record]
+    assert json.loads(open(f"{store.path}/model.json").read())["student_init"] == record
