@@ -15,6 +15,7 @@ import torch.distributed as dist
 from torch import nn
 
 from dad_core import PixelSpaceClassifier, Preset, create_discretizer, create_student, create_teacher
+from services.tracking import Tracker, metrics_sink
 from services.trainer.checkpointing import RunStore, capture_rng, restore_rng
 from services.trainer.config import TrainConfig
 from services.trainer.data import TrainingData, build_datasets, train_loader, val_loader
@@ -75,9 +76,9 @@ def seed_everything(seed: int) -> None:
 
 
 def train_worker(cfg: TrainConfig, ctx: WorkerContext = WorkerContext(), data: TrainingData | None = None,
-                 preset: Preset | None = None) -> dict:
+                 preset: Preset | None = None, tracking: dict | None = None) -> dict:
     """Train (or resume) the run described by `cfg` with the job's resolved `preset`; returns the last epoch's
-    summary."""
+    summary. `tracking` ({tracking_uri, run_id}: the driver's MLflow run) gets rank 0's metrics records too."""
     seed_everything(cfg.seed * 1000 + ctx.rank)
     preset = preset or cfg.resolve_preset()
     data = data or build_datasets(cfg, preset.image_size)
@@ -99,7 +100,10 @@ def train_worker(cfg: TrainConfig, ctx: WorkerContext = WorkerContext(), data: T
     steps_per_epoch = min(len(loader), cfg.max_steps_per_epoch or len(loader))
     optimizer = create_optimizer(model, cfg)
     scheduler = create_scheduler(optimizer, cfg, steps_per_epoch)
-    log = MetricsLog(cfg.out, cfg.storage_options, enabled=ctx.rank == 0)
+    sink = None
+    if tracking and ctx.rank == 0:
+        sink = metrics_sink(Tracker(tracking["tracking_uri"], tracking["run_id"], tracking.get("experiment_id")))
+    log = MetricsLog(cfg.out, cfg.storage_options, enabled=ctx.rank == 0, on_record=sink)
     start_epoch, step, resumed, saved_init = resume(store, model, optimizer, scheduler, ctx)
     init_record = init_record or saved_init
     if resumed:
