@@ -115,9 +115,14 @@ class Tracker:
             log.warning("MLflow: could not log %s to run %s: %s: %s", what, self.run_id, type(e).__name__, e)
 
     def log_params(self, params: Mapping[str, Any]) -> None:
+        if not self.active:
+            return
         from mlflow.entities import Param
 
-        existing = self.client.get_run(self.run_id).data.params if self.active else {}
+        try:
+            existing = self.client.get_run(self.run_id).data.params
+        except Exception:  # noqa: BLE001 - logged below if the server is really gone
+            existing = {}
         items = [Param(k, v) for k, v in flatten(params).items() if k not in existing]  # params are write-once
         for i in range(0, len(items), 100):
             self._safely("params", self.client.log_batch, self.run_id, params=items[i:i + 100])
@@ -127,6 +132,8 @@ class Tracker:
 
     def log_metric_rows(self, rows: Iterable[tuple[str, Any, int | None]]) -> None:
         """(key, value, step) rows; values that are not finite numbers are skipped."""
+        if not self.active:
+            return
         import math
         import time
 
@@ -139,6 +146,8 @@ class Tracker:
             self._safely("metrics", self.client.log_batch, self.run_id, metrics=items[i:i + _BATCH])
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
+        if not self.active:
+            return
         for k, v in tags.items():
             self._safely("tags", self.client.set_tag, self.run_id, k, str(v))
 
@@ -155,6 +164,8 @@ class Tracker:
             self._safely("artifacts", self.client.log_artifacts, self.run_id, tmp)
 
     def end(self, ok: bool = True) -> None:
+        if not self.active:  # (self.client would build a default MLflow store)
+            return
         self._safely("status", self.client.set_terminated, self.run_id, "FINISHED" if ok else "FAILED")
 
 
