@@ -9,7 +9,7 @@ from dad_core.fingerprint import module_checksum
 from dad_core.images import check_images, check_labels
 from dad_core.losses import DistillConfig
 from dad_core.presets import Preset, get_preset, list_presets, parse_overrides
-from dad_core.students import PixelSpaceClassifier, create_student
+from dad_core.students import PixelSpaceClassifier, create_student, init_student
 from dad_core.teachers import OpenCLIPTeacher, Teacher, TeacherConfig, TimmTeacher, create_teacher
 
 __all__ = [
@@ -17,6 +17,6 @@ __all__ = [
     "Discretizer", "DiscretizerConfig", "IdentityDiscretizer", "create_discretizer",
     "module_checksum", "check_images", "check_labels", "DistillConfig",
     "Preset", "get_preset", "list_presets", "parse_overrides",
-    "PixelSpaceClassifier", "create_student",
+    "PixelSpaceClassifier", "create_student", "init_student",
     "OpenCLIPTeacher", "Teacher", "TeacherConfig", "TimmTeacher", "create_teacher",
 ]

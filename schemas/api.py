@@ -130,6 +130,8 @@ class RunDetail(RunPublic):
     progress: dict[str, Any] | None = Field(None, description="generator's live status (_status.json)")
     log_tail: str | None = None
     log_error: str | None = Field(None, description="why the log tail is missing (Ray unreachable, ...)")
+    mlflow: dict[str, Any] | None = Field(None, description="the run's MLflow run when the job was tracked "
+                                                            "(tracking_uri, experiment_id, run_id, url); train runs")
 
 
 # -- sample sets ----------------------------------------------------------------------------------------------

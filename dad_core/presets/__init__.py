@@ -21,6 +21,7 @@ from dad_core.attack import AttackConfig, attack_from_dict
 from dad_core.dat import DATConfig
 from dad_core.discretizers.factory import DiscretizerConfig
 from dad_core.losses import DistillConfig
+from dad_core.students import describe_init
 from dad_core.teachers.factory import TeacherConfig
 
 _SECTIONS = {"teacher": TeacherConfig, "discretizer": DiscretizerConfig, "attack": AttackConfig,
@@ -39,11 +40,16 @@ class Preset:
     distill: DistillConfig = field(default_factory=DistillConfig)
     dat: DATConfig = field(default_factory=DATConfig)  # the student's own attack of the dat objectives
     student: str = "resnet50"
+    student_init: str = "random"  # dad_core.students.init_student: random, pretrained[:TAG] or a checkpoint file
     description: str = ""
 
     def __post_init__(self):
         if not isinstance(self.image_size, int) or self.image_size < 8:
             raise ValueError(f"image_size must be an integer >= 8, got {self.image_size!r}")
+        if not isinstance(self.student_init, str) or not self.student_init:
+            raise ValueError(f"student_init must be random, pretrained, pretrained:TAG or a checkpoint path, "
+                             f"got {self.student_init!r}")
+        describe_init(self.student_init)  # ValueError for a malformed pretrained:TAG
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

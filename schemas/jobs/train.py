@@ -10,12 +10,13 @@ Cross-field rules the job enforces, checked here so the API refuses the same con
 """
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, Field, StringConstraints, ValidationInfo, WithJsonSchema, field_validator
 
 from schemas.fields import (
-    Cpus, Gpus, JobStorageOptions, Name, NonNegativeInt, PositiveInt, RayAddress, Seed, Uri,
+    Cpus, Gpus, JobStorageOptions, Name, NonNegativeInt, PositiveInt, RayAddress, Seed, Uri, check_uri,
 )
 from schemas.jobs.base import JobModel, PresetName, PresetOverrides, overrides_field, preset_field, registry_examples
 from schemas.jobs.checks import SAMPLE_SET_INPUTS, STUDENT_ATTACK_INPUTS, TEACHER_INPUTS, installed_checks
@@ -23,6 +24,23 @@ from schemas.jobs.checks import SAMPLE_SET_INPUTS, STUDENT_ATTACK_INPUTS, TEACHE
 TEACHER_LOGITS = ("stored", "online")
 ADVERSARIAL_ROWS = ("accepted", "all", "discretized")
 OPTIMIZERS = ("sgd", "adamw")
+# Where the student's weights start (dad_core.students.init_student gives the meaning; this is the form).
+STUDENT_INIT_KEYWORDS = ("random", "pretrained")
+STUDENT_INIT_TAG = re.compile(r"^pretrained:[A-Za-z0-9_]+$")
+
+
+def check_student_init(value: str) -> str:
+    if value in STUDENT_INIT_KEYWORDS or STUDENT_INIT_TAG.match(value):
+        return value
+    if value.startswith("pretrained:"):
+        raise ValueError("a timm tag is pretrained:TAG (letters, digits, _), e.g. pretrained:a1_in1k")
+    return check_uri(value)
+
+
+StudentInit = Annotated[str, StringConstraints(min_length=1, max_length=2048), AfterValidator(check_student_init),
+                        WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 2048,
+                                        "examples": ["random", "pretrained", "pretrained:a1_in1k",
+                                                     "/weights/resnet50.safetensors"]})]
 
 
 def objective_needs(objective: str | None) -> frozenset[str] | None:
@@ -66,6 +84,12 @@ class TrainSettings(JobModel):
     preset: PresetName = preset_field("paper")
     overrides: PresetOverrides = overrides_field()
     student: Name | None = Field(None, description="timm model name (default: the preset's student)")
+    student_init: StudentInit | None = Field(
+        None, description="where the student's weights start: random; pretrained (timm's weights of the student "
+                          "name, e.g. resnet50 or resnet50.a1_in1k, from the Hugging Face cache; the official DAD "
+                          "code's pretrained=True) or pretrained:TAG; or a checkpoint file in timm's format (a "
+                          "classifier of another size starts fresh). Default: the preset's (paper: pretrained, "
+                          "tiny: random)")
     class_map: Uri | None = Field(None, description="class map file of the source, as given to the generator")
     source_format: Literal["auto", "imagefolder", "parquet"] = Field("auto", description="source layout")
     val: Uri | None = Field(None, description="validation source (same classes); default: hold out val_fraction "

@@ -26,6 +26,7 @@ from services.api.launcher import Launcher, RayUnavailable
 from services.api.source_policy import is_allowed, request_locations
 from services.api.store import Store
 from services.storage import join
+from services.tracking import read_run_file  # reads mlflow.json only: mlflow itself is never imported here
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +162,18 @@ def run_detail(ctx: RunContext, run: Run) -> RunDetail:
         status = ctx.store.generation_status(run.sample_set_id)
         progress = status.model_dump(mode="json") if status else None
     return RunDetail(**run_public(run).model_dump(), entrypoint=run.entrypoint, metrics=metrics,
-                     progress=progress, log_tail=log_tail, log_error=log_error)
+                     progress=progress, log_tail=log_tail, log_error=log_error, mlflow=mlflow_link(ctx.store, run))
+
+
+def mlflow_link(store: Store, run: Run) -> dict[str, Any] | None:
+    """The MLflow run a train job recorded in its folder (services.tracking's mlflow.json), with a UI link."""
+    if run.kind != "train":
+        return None
+    record = read_run_file(lambda name: store.read_bytes(join(store.run_path(run.id), name)))
+    if not record or not record.get("run_id") or not str(record.get("tracking_uri", "")).startswith("http"):
+        return None
+    url = f"{record['tracking_uri'].rstrip('/')}/#/experiments/{record['experiment_id']}/runs/{record['run_id']}"
+    return {**record, "url": url}
 
 
 def log_unavailable_message(error: Exception) -> str:

@@ -41,12 +41,13 @@ def is_allowed(uri: str, prefixes: Iterable[str]) -> bool:
 
 def request_locations(kind: str, config) -> list[tuple[tuple[str, ...], str]]:
     """(field location, URI) of every input a run config names."""
-    fields = {"generate": ("source", "class_map"), "train": ("source", "class_map", "val"),
+    fields = {"generate": ("source", "class_map"), "train": ("source", "class_map", "val", "student_init"),
               "eval": ("model", "data_root", "class_map", "class_names", "pretrained")}[kind]
     out = [((name,), getattr(config, name)) for name in fields if getattr(config, name, None)]
     out = [(loc, uri) for loc, uri in out if not (loc == ("model",) and uri.startswith(_MODEL_SPECS))
            and not (loc == ("class_names",) and uri == "imagenet")  # the bundled ImageNet names
-           and not (loc == ("pretrained",) and "/" not in uri)]     # an open_clip tag such as "openai"
+           and not (loc == ("pretrained",) and "/" not in uri)      # an open_clip tag such as "openai"
+           and not (loc == ("student_init",) and uri.split(":", 1)[0] in ("random", "pretrained"))]  # timm weights
     if kind == "eval":
         for i, suite in enumerate(config.suites):
             label, sep, location = suite.partition("=")

@@ -146,17 +146,22 @@ def evaluate_main(argv: list[str] | None) -> int:
                             workers=args.workers, actor_cpus=args.actor_cpus, read_threads=args.read_threads,
                             ray_address=args.ray_address, predictions=args.predictions)
     started = datetime.now(timezone.utc)
+    from services.evaluator.tracking import start_evaluation, track_result
+
+    tracker = start_evaluation(spec, options)  # a no-op without MLFLOW_TRACKING_URI
     suites = evaluate(spec, requests, eval_options, harness)
     predictions = {label: s.pop("predictions", []) for label, s in suites.items()}  # not in the result JSON
     settings = {"harness": dataclasses.asdict(harness), "device": str(resolve_device(args.device)),
                 "options": {**dataclasses.asdict(eval_options), "storage_options": None},  # may hold secrets
-                "argv": _redacted(sys.argv[1:] if argv is None else argv)}
+                "argv": _redacted(sys.argv[1:] if argv is None else argv),
+                **({"mlflow": tracker.record()} if tracker.active else {})}
     result = make_result(spec, suites, settings, started, datetime.now(timezone.utc))
     uri = write_result(args.out, result, options)
     if args.predictions:
         write_predictions(args.out, result["id"], predictions, options)
     table = markdown_table(list_results(args.out, options))
     atomic_write_bytes(fs, join(out, TABLE_NAME), table.encode())
+    track_result(tracker, result)
     print(json.dumps({"result": uri, "metrics": result["metrics"]}, indent=2))
     print(table)
     failed = {label: s["error"] for label, s in suites.items() if s.get("error")}

@@ -97,6 +97,11 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"(acceptance {stats.acceptance_rate:.1%}); {len(result.manifest.shards)} shards, "
           f"{result.resumed_shards} resumed")
     print(teacher_line(stats.teacher_clean_correct, stats.clean, len(result.manifest.config.class_names)))
+    from services.generator.tracking import track_generation
+
+    tracker = track_generation(config, result)
+    if tracker.active:
+        print(f"mlflow: run {tracker.run_id} in {tracker.uri} (experiment {tracker.experiment_id})")
     return 0
 
 

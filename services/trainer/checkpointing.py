@@ -6,6 +6,7 @@
     <out>/metrics.jsonl              (metrics.py)
     <out>/model.pth                  final weights, a plain state_dict: timm.create_model(..., checkpoint_path=)
     <out>/model.json                 what model.pth is: timm name, classes, input size, normalisation
+    <out>/model/                     the same weights as a standard timm / Hugging Face folder (model_folder.py)
 
 Checkpoints are loaded with `weights_only=True` (no pickled code), so RNG states are stored as tensors and
 plain tuples.
@@ -21,6 +22,7 @@ import numpy as np
 import torch
 
 from services.storage import StorageError, StoreFolder
+from services.trainer.model_folder import MODEL_FOLDER, float_state_dict, folder_files
 
 CHECKPOINT_FORMAT = "dad-train-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -112,11 +114,12 @@ class RunStore(StoreFolder):
         return self.exists(MODEL_NAME)
 
     def export(self, model: torch.nn.Module, info: Mapping[str, Any]) -> str:
-        """model.pth as a plain float state_dict (what timm's `checkpoint_path` loads) and model.json."""
-        state = {k: v.detach().float().cpu().contiguous() if v.is_floating_point() else v.detach().cpu()
-                 for k, v in model.state_dict().items()}
+        """model.pth as a plain float state_dict (what timm's `checkpoint_path` loads), model.json, and the
+        model folder (safetensors + timm's config.json). model.json is written last: it marks a finished export."""
         buf = io.BytesIO()
-        torch.save(state, buf)
+        torch.save(float_state_dict(model), buf)
         self.write(MODEL_NAME, buf.getvalue())
+        for name, data in folder_files(model, info).items():
+            self.write(f"{MODEL_FOLDER}/{name}", data)
         self.write(MODEL_INFO_NAME, json.dumps(dict(info), indent=2).encode())
         return f"{self.uri}/{MODEL_NAME}"

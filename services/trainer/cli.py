@@ -45,7 +45,7 @@ from services.trainer.config import TrainConfig
 GROUPS = {
     "data": ["source", "samples", "out", "val", "val_fraction", "class_map", "source_format", "storage_options",
              "verify_shards"],
-    "model and objective": ["preset", "overrides", "student", "objective", "teacher_logits", "adversarial_rows"],
+    "model and objective": ["preset", "overrides", "student", "student_init", "objective", "teacher_logits", "adversarial_rows"],
     "recipe": ["epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "warmup_epochs", "min_lr",
                "label_smoothing", "randaugment", "mixup", "hflip", "random_resized_crop", "views", "bf16",
                "channels_last", "seed"],

@@ -111,6 +111,7 @@ def _upgrade_saved(saved: Mapping[str, Any]) -> dict[str, Any]:
         saved["overrides"] = dict(parse_override(item) for item in saved["overrides"])
     if "precision" in saved and "bf16" not in saved:
         saved["bf16"] = saved.pop("precision") == "bf16"
+    saved.setdefault("student_init", "random")  # before student_init existed every student started at random
     saved.setdefault("adversarial_rows", "accepted")  # before the controls existed: Eq. 9's accepted Q(x')
     if "label_smoothing" not in saved and "distill.label_smoothing" in saved.get("overrides", {}):
         saved["label_smoothing"] = saved["overrides"].pop("distill.label_smoothing")

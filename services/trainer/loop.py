@@ -15,11 +15,13 @@ import torch.distributed as dist
 from torch import nn
 
 from dad_core import PixelSpaceClassifier, Preset, create_discretizer, create_student, create_teacher
+from services.tracking import Tracker, metrics_sink
 from services.trainer.checkpointing import RunStore, capture_rng, restore_rng
 from services.trainer.config import TrainConfig
 from services.trainer.data import TrainingData, build_datasets, train_loader, val_loader
 from services.trainer.metrics import MetricsLog, percent, progress_bar
 from services.trainer.optim import create_optimizer, create_scheduler
+from services.trainer.student_init import build_student, resolved_init
 from services.trainer.step import StepModels, StepSettings, autocast, compute_losses, to_pixels
 
 
@@ -74,13 +76,19 @@ def seed_everything(seed: int) -> None:
 
 
 def train_worker(cfg: TrainConfig, ctx: WorkerContext = WorkerContext(), data: TrainingData | None = None,
-                 preset: Preset | None = None) -> dict:
+                 preset: Preset | None = None, tracking: dict | None = None) -> dict:
     """Train (or resume) the run described by `cfg` with the job's resolved `preset`; returns the last epoch's
-    summary."""
+    summary. `tracking` ({tracking_uri, run_id}: the driver's MLflow run) gets rank 0's metrics records too."""
     seed_everything(cfg.seed * 1000 + ctx.rank)
     preset = preset or cfg.resolve_preset()
     data = data or build_datasets(cfg, preset.image_size)
-    model = create_student(cfg.student, num_classes=len(data.class_names)).to(ctx.device)
+    store = RunStore(cfg.out, cfg.storage_options)
+    init = resolved_init(cfg.student_init, preset.student_init)
+    if store.latest() is None:  # a new run starts from student_init; a resumed one from its checkpoint
+        model, init_record = build_student(cfg.student, len(data.class_names), init, cfg.storage_options)
+    else:
+        model, init_record = create_student(cfg.student, num_classes=len(data.class_names)), None
+    model = model.to(ctx.device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     pixel_student = PixelSpaceClassifier(model).to(ctx.device)
@@ -92,14 +100,17 @@ def train_worker(cfg: TrainConfig, ctx: WorkerContext = WorkerContext(), data: T
     steps_per_epoch = min(len(loader), cfg.max_steps_per_epoch or len(loader))
     optimizer = create_optimizer(model, cfg)
     scheduler = create_scheduler(optimizer, cfg, steps_per_epoch)
-    store = RunStore(cfg.out, cfg.storage_options)
-    log = MetricsLog(cfg.out, cfg.storage_options, enabled=ctx.rank == 0)
-    start_epoch, step, resumed = resume(store, model, optimizer, scheduler, ctx)
+    sink = None
+    if tracking and ctx.rank == 0:
+        sink = metrics_sink(Tracker(tracking["tracking_uri"], tracking["run_id"], tracking.get("experiment_id")))
+    log = MetricsLog(cfg.out, cfg.storage_options, enabled=ctx.rank == 0, on_record=sink)
+    start_epoch, step, resumed, saved_init = resume(store, model, optimizer, scheduler, ctx)
+    init_record = init_record or saved_init
     if resumed:
         log.rewind(step)  # the killed epoch's steps are logged again below: no duplicate step records
     log.log({"type": "event", "event": "resume" if resumed else "start", "epoch": start_epoch, "step": step,
              "world_size": ctx.world_size, "steps_per_epoch": steps_per_epoch, "train_examples": len(data.train),
-             "unpaired_examples": data.num_unpaired}, flush=True)
+             "unpaired_examples": data.num_unpaired, "student_init": init_record}, flush=True)
 
     models = StepModels(ctx.wrap(model), pixel_student, teacher, discretizer)
     settings = StepSettings(cfg.objective, preset.distill, preset.dat, cfg.mixup, cfg.precision, cfg.channels_last)
@@ -119,33 +130,36 @@ def train_worker(cfg: TrainConfig, ctx: WorkerContext = WorkerContext(), data: T
             sys.stdout.write(epoch_line(summary, cfg.epochs) + "\n")
             sys.stdout.flush()
             store.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(), "rng": rngs}, epoch + 1, step)
+                        "scheduler": scheduler.state_dict(), "rng": rngs, "student_init": init_record or {}},
+                       epoch + 1, step)
         if ctx.distributed:
             dist.barrier()  # no rank may start the next epoch before the checkpoint exists
     if ctx.rank == 0:
         store.export(model, {"student": cfg.student, "num_classes": len(data.class_names),
                              "class_names": data.class_names, "image_size": data.image_size,
                              "mean": pixel_student.mean.flatten().tolist(), "std": pixel_student.std.flatten().tolist(),
-                             "objective": cfg.objective, "epochs": cfg.epochs})
+                             "objective": cfg.objective, "epochs": cfg.epochs, "student_init": init_record})
         log.log({"type": "event", "event": "end", "epoch": cfg.epochs, "step": step}, flush=True)
     return summary
 
 
-def resume(store: RunStore, model: nn.Module, optimizer, scheduler, ctx: WorkerContext) -> tuple[int, int, bool]:
-    """Load the last checkpoint if there is one: (epochs done, global step, resumed?).
+def resume(store: RunStore, model: nn.Module, optimizer, scheduler,
+           ctx: WorkerContext) -> tuple[int, int, bool, dict | None]:
+    """Load the last checkpoint if there is one: (epochs done, global step, resumed?, the student_init record
+    the run started from; None in checkpoints written before it was kept).
 
     RNG streams are restored when the world size is unchanged; otherwise each rank keeps its fresh seed.
     """
     latest = store.latest()
     if latest is None:
-        return 0, 0, False
+        return 0, 0, False, None
     state = store.load(latest)
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     if len(state["rng"]) == ctx.world_size:
         restore_rng(state["rng"][ctx.rank])
-    return state["epoch"], state["global_step"], True
+    return state["epoch"], state["global_step"], True, state.get("student_init") or None
 
 
 def epoch_line(summary: dict, epochs: int) -> str:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from schemas.results import METRICS_NAME, METRICS_VERSION, parse_metrics  # noqa: F401 - the format, re-exported
 from services.storage import atomic_write_bytes, is_local, join, open_filesystem
@@ -28,8 +28,9 @@ class MetricsLog:
     """Buffered JSONL writer for rank 0 (other ranks get a disabled one that writes nothing)."""
 
     def __init__(self, out_uri: str, storage_options: Mapping[str, Any] | None = None, enabled: bool = True,
-                 flush_interval_s: float = 30.0):
+                 flush_interval_s: float = 30.0, on_record: Callable[[Mapping[str, Any]], None] | None = None):
         self.enabled = enabled
+        self.on_record = on_record  # e.g. services.tracking.metrics_sink: a copy of each record to MLflow
         self.fs, root = open_filesystem(out_uri, storage_options)
         self.path = join(root, METRICS_NAME)
         self.flush_interval_s = flush_interval_s
@@ -42,6 +43,8 @@ class MetricsLog:
             return
         line = {"version": METRICS_VERSION, **record, "time": round(time.time(), 3)}
         self._pending.append(json.dumps(line, allow_nan=True) + "\n")
+        if self.on_record is not None:
+            self.on_record(line)
         if flush or is_local(self.fs) or time.monotonic() - self._last_flush > self.flush_interval_s:
             self.flush()
 

@@ -17,12 +17,14 @@ from typing import Callable
 import torch
 
 from dad_core import Preset, create_student
+from dad_core.students import RANDOM_INIT
 from schemas.manifest import SampleSetManifest
 from services.sample_store import load_manifest
 from services.source import SourceListing, list_source
 from services.storage import StorageError, check_writable, join, open_filesystem
 from services.trainer.checkpointing import RunStore
 from services.trainer.config import TrainConfig
+from services.trainer.student_init import build_student, resolved_init
 from services.trainer.views import resolve_views
 
 
@@ -40,10 +42,15 @@ class Plan:
     accepted: int | None = None
     resume_epoch: int = 0
     views: int = 0                      # stored views the run cycles through (services.trainer.views)
+    student_init: dict | None = None    # where a new run's weights start (services.trainer.student_init)
     warnings: list[str] = field(default_factory=list)
 
     def describe(self, cfg: TrainConfig) -> str:
-        lines = [f"student {cfg.student} ({len(self.class_names)} classes), objective {cfg.objective}"
+        init = self.student_init or {}
+        start = {"file": f", from {init.get('path')} (classifier {init.get('head')})",
+                 "pretrained": f", from timm's {init.get('weights')} (classifier {init.get('head')})"}.get(
+                     init.get("init"), "")
+        lines = [f"student {cfg.student} ({len(self.class_names)} classes){start}, objective {cfg.objective}"
                  + (f", teacher logits {cfg.teacher_logits}" if cfg.uses_teacher else ""),
                  f"source {cfg.source}: {self.source_items} items"]
         if cfg.samples:
@@ -99,7 +106,21 @@ def _preflight(cfg: TrainConfig, preset: Preset, echo: Callable[[str], None]) ->
             raise TrainInputError(f"validation source {cfg.val!r} has classes {_diff(source.class_ids, val.class_ids)} "
                                   "that do not match the training source")
     plan.resume_epoch = _check_out(cfg)
+    if not plan.resume_epoch:
+        plan.student_init = _check_student_init(cfg, preset, len(source.class_names))
     return plan
+
+
+def _check_student_init(cfg: TrainConfig, preset: Preset, num_classes: int) -> dict | None:
+    """A new run's starting weights load (file read and matched, timm weights in the cache) before any worker
+    starts; returns their lineage record. Random init: nothing to check."""
+    init = resolved_init(cfg.student_init, preset.student_init)
+    if init == RANDOM_INIT:
+        return {"init": RANDOM_INIT}
+    try:
+        return build_student(cfg.student, num_classes, init, cfg.storage_options)[1]
+    except (ValueError, FileNotFoundError, StorageError) as e:
+        raise TrainInputError(f"student_init: {e}") from e
 
 
 def _asdict(obj) -> dict:

@@ -382,6 +382,9 @@ async function runPage(id) {
       h("dt", {}, "message"), h("dd", {}, r.message || "–"),
       h("dt", {}, "output"), h("dd", {}, setLink
         ? h("a", { href: `#/sets/${encodeURIComponent(r.sample_set_id)}` }, `sample set ${r.sample_set_id}`) : r.output_uri),
+      r.mlflow ? h("dt", {}, "MLflow") : null,
+      r.mlflow ? h("dd", {}, h("a", { href: r.mlflow.url, target: "_blank", rel: "noopener", id: "mlflow-link" },
+                               `run ${r.mlflow.run_id}`)) : null,
       h("dt", {}, "command"), h("dd", {}, h("code", {}, r.entrypoint)))), downloadsPanel(r)),
     r.kind === "generate" ? progressPanel(r.progress) : null,
     r.kind === "train" ? trainCharts(r.metrics) : null,

@@ -12,6 +12,8 @@ from services.api.source_policy import is_allowed
     ("generate", {"source": "/data/ok", "class_map": "/etc/classes.json"}, ["class_map"]),
     ("generate", {"source": "/data/../etc/images"}, ["source"]),
     ("train", {"source": "/data/ok", "sample_set": "synthetic", "val": "gs://elsewhere/val"}, ["val"]),
+    ("train", {"source": "/data/ok", "sample_set": "synthetic", "student_init": "/root/w.safetensors"},
+     ["student_init"]),
     ("eval", {"model": "s3://other-bucket/model", "suites": ["imagenet-r"], "data_root": "/data/eval"}, ["model"]),
     ("eval", {"model": "/data/m", "suites": ["imagenet-r"], "data_root": "s3://other/eval"}, ["data_root"]),
     ("eval", {"model": "/data/m", "suites": ["imagenet-a", "x=imagefolder:s3://other/pacs"]}, ["suites", "1"]),

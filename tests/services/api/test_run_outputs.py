@@ -77,3 +77,12 @@ def test_a_job_ray_no_longer_knows_gets_a_readable_log_message(client, auth, lau
     detail = client.get("/runs/train-1").json()
     assert detail["log_tail"] is None
     assert detail["log_error"].startswith("Ray has no log for this job") and "404" not in detail["log_error"]
+
+
+def test_a_tracked_train_run_links_its_mlflow_run_and_an_untracked_one_does_not(client, auth, store):
+    folder = _train_run(client, auth, store)
+    assert client.get("/runs/train-1").json()["mlflow"] is None
+    record = {"tracking_uri": "http://127.0.0.1:5000", "experiment_id": "3", "run_id": "abc123"}
+    (folder / "mlflow.json").write_text(json.dumps(record))
+    link = client.get("/runs/train-1").json()["mlflow"]
+    assert link == {**record, "url": "http://127.0.0.1:5000/#/experiments/3/runs/abc123"}

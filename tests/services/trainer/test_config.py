@@ -20,7 +20,7 @@ def test_defaults_follow_the_paper_objective_and_stored_logits():
 @pytest.mark.parametrize("field, value", [
     ("objective", "nope"), ("teacher_logits", "cached"), ("optimizer", "lamb"), ("epochs", 0),
     ("batch_size", -1), ("val_fraction", 1.0), ("bf16", "maybe"), ("cpus_per_worker", 0),
-    ("randaugment", "autoaug"), ("lr", -0.1),
+    ("randaugment", "autoaug"), ("lr", -0.1), ("student_init", "pretrained:bad tag"), ("student_init", "--x"),
 ])
 def test_a_bad_field_is_named(field, value):
     with pytest.raises(ValidationError) as e:
@@ -70,3 +70,12 @@ def test_default_lr_scales_with_the_global_batch():
     assert make(batch_size=128, workers=2).learning_rate() == pytest.approx(0.1)
     assert make(optimizer="adamw", batch_size=512).learning_rate() == pytest.approx(1e-3)
     assert make(lr=0.5).learning_rate() == 0.5
+
+
+def test_student_init_is_a_keyword_a_timm_tag_or_a_file_and_old_runs_resume_as_random():
+    assert [make(student_init=v).student_init for v in ("random", "pretrained", "pretrained:a1_in1k", "/w/r50.pth",
+                                                        "s3://b/w.safetensors")]
+    old = make(student_init="random").to_dict()
+    del old["student_init"]  # a train_config.json written before student_init existed: its student started at random
+    assert make(student_init="random").resume_conflicts(old) == []
+    assert make(student_init="pretrained").resume_conflicts(old) == ["student_init: saved 'random', now 'pretrained'"]

@@ -138,3 +138,12 @@ def test_stored_logits_with_random_resized_crop_is_refused(sample_set, tmp_path,
 def test_control_rows_need_an_objective_that_trains_on_q(sample_set, tmp_path, no_training, capsys):
     assert cli(sample_set, tmp_path, "--objective", "kd", "--adversarial-rows", "all") == 2
     assert "--adversarial-rows: must be 'accepted' for objective 'kd'" in capsys.readouterr().err
+
+
+def test_a_student_init_that_cannot_load_stops_before_training(sample_set, tmp_path, no_training, capsys):
+    """A missing file, and timm weights absent from the (offline) cache: exit 2 naming student_init."""
+    assert cli(sample_set, tmp_path, "--student-init", str(tmp_path / "none.safetensors")) == 2
+    assert "student_init" in capsys.readouterr().err
+    assert cli(sample_set, tmp_path, "--student-init", "pretrained") == 2
+    err = capsys.readouterr().err
+    assert "student_init" in err and "Hugging Face cache" in err
