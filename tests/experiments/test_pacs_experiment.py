@@ -76,7 +76,12 @@ def test_experiment_runs_every_stage_and_reports(tmp_path):
     subprocess.run([sys.executable, "-m", "services.api.catalog", "rebuild", "--store", str(out / "store"),
                     "--database", f"sqlite:///{tmp_path / 'c.db'}"], check=True)
     db = sqlite3.connect(tmp_path / "c.db")
-    assert db.execute("select count(*) from runs").fetchone()[0] == 1 + 2 + 4 + 1  # teacher, students, evals, report
+    # every job the experiment started: teacher, 2 grid sets + their DAD students, 2 students, 4 evals; + report
+    assert db.execute("select count(*) from runs").fetchone()[0] == 1 + 2 + 2 + 2 + 4 + 1
+    # each with its real, typed run config (started through services.api.launch, as the API starts jobs)
+    grid_sets = [json.loads(p.read_text()) for p in (out / "store" / "runs").glob("samples-*/run.json")]
+    assert sorted(r["config"]["overrides"]["attack.step_size"] for r in grid_sets) == [0.03, 0.1]
+    assert all(r["kind"] == "generate" and r["job"]["source"].endswith("photo/train") for r in grid_sets)
     # the report run holds the latest report (the re-run rewrote it)
     assert (out / "store" / "runs" / "pacs-report" / "report.md").read_text() == (out / "report.md").read_text()
     assert db.execute("select count(*) from results").fetchone()[0] == 3 * 3 + 3  # test x 3 domains, teacher val
