@@ -1,8 +1,8 @@
 """Discretizers (Q): image-to-image models through a discrete code, differentiable w.r.t. the input."""
 from dad_core.discretizers.base import Discretizer, IdentityDiscretizer
-from dad_core.discretizers.factory import DISCRETIZER_KINDS, DiscretizerConfig, create_discretizer
+from dad_core.discretizers.factory import DiscretizerConfig, create_discretizer, list_discretizers, register_discretizer
 
-__all__ = ["Discretizer", "IdentityDiscretizer", "DiscretizerConfig", "DISCRETIZER_KINDS", "create_discretizer",
+__all__ = ["Discretizer", "IdentityDiscretizer", "DiscretizerConfig", "list_discretizers", "register_discretizer", "create_discretizer",
            "VQGANDiscretizer"]
 
 

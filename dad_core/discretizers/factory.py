@@ -1,13 +1,29 @@
-"""`create_discretizer`: the one constructor for Q."""
+"""`create_discretizer`: the one constructor for Q; kinds registered like objectives and teachers."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
 from dad_core.discretizers.base import Discretizer, IdentityDiscretizer
 
-DISCRETIZER_KINDS = ("vqgan", "identity")
+DiscretizerBuilder = Callable[["DiscretizerConfig"], Discretizer]
+_REGISTRY: dict[str, DiscretizerBuilder] = {}
+
+
+def register_discretizer(kind: str):
+    """Register `fn(config) -> Discretizer` as `discretizer.kind = kind` (built under the config's init seed)."""
+    def register(fn: DiscretizerBuilder) -> DiscretizerBuilder:
+        if kind in _REGISTRY:
+            raise ValueError(f"discretizer kind {kind!r} is already registered")
+        _REGISTRY[kind] = fn
+        return fn
+    return register
+
+
+def list_discretizers() -> list[str]:
+    return list(_REGISTRY)
 
 
 @dataclass(frozen=True)
@@ -21,16 +37,24 @@ class DiscretizerConfig:
     init_seed: int = 0                # random-init weights are identical in every process
 
     def __post_init__(self):
-        if self.kind not in DISCRETIZER_KINDS:
-            raise ValueError(f"discretizer.kind must be one of {DISCRETIZER_KINDS}, got {self.kind!r}")
+        if self.kind not in _REGISTRY:
+            raise ValueError(f"discretizer.kind must be one of {', '.join(_REGISTRY)}, got {self.kind!r}")
+
+
+@register_discretizer("vqgan")
+def _vqgan(config: DiscretizerConfig) -> Discretizer:
+    from dad_core.discretizers.vqgan import VQGANDiscretizer
+
+    return VQGANDiscretizer.from_config(config.config, config.checkpoint, config.trust_checkpoint)
+
+
+@register_discretizer("identity")
+def _identity(config: DiscretizerConfig) -> Discretizer:
+    return IdentityDiscretizer()
 
 
 def create_discretizer(config: DiscretizerConfig, device: str | torch.device = "cpu") -> Discretizer:
-    if config.kind == "identity":
-        return IdentityDiscretizer().to(device)
-    from dad_core.discretizers.vqgan import VQGANDiscretizer
-
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.init_seed)
-        q = VQGANDiscretizer.from_config(config.config, config.checkpoint, config.trust_checkpoint)
+        q = _REGISTRY[config.kind](config)
     return q.to(device)

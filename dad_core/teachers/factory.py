@@ -1,14 +1,33 @@
-"""`create_teacher`: the one constructor for teachers, keyed by names users know (open_clip, timm)."""
+"""`create_teacher`: the one constructor for teachers, keyed by names users know (open_clip, timm).
+
+Kinds are registered like objectives (`register_teacher`), so a user's own teacher is one decorated function,
+and `--help` lists what is there (`list_teachers`).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
 from dad_core.teachers.base import Teacher
 
-TEACHER_KINDS = ("open_clip", "timm")
+TeacherBuilder = Callable[["TeacherConfig", Sequence[str]], Teacher]
+_REGISTRY: dict[str, TeacherBuilder] = {}
+
+
+def register_teacher(kind: str):
+    """Register `fn(config, class_names) -> Teacher` as `teacher.kind = kind`."""
+    def register(fn: TeacherBuilder) -> TeacherBuilder:
+        if kind in _REGISTRY:
+            raise ValueError(f"teacher kind {kind!r} is already registered")
+        _REGISTRY[kind] = fn
+        return fn
+    return register
+
+
+def list_teachers() -> list[str]:
+    return list(_REGISTRY)
 
 
 @dataclass(frozen=True)
@@ -23,10 +42,24 @@ class TeacherConfig:
     init_seed: int = 0                      # random-init weights (no checkpoint) are identical everywhere
 
     def __post_init__(self):
-        if self.kind not in TEACHER_KINDS:
-            raise ValueError(f"teacher.kind must be one of {TEACHER_KINDS}, got {self.kind!r}")
+        if self.kind not in _REGISTRY:
+            raise ValueError(f"teacher.kind must be one of {', '.join(_REGISTRY)}, got {self.kind!r}")
         if isinstance(self.templates, list):
             object.__setattr__(self, "templates", tuple(self.templates))
+
+
+@register_teacher("open_clip")
+def _open_clip(config: TeacherConfig, class_names: Sequence[str]) -> Teacher:
+    from dad_core.teachers.openclip import OpenCLIPTeacher
+
+    return OpenCLIPTeacher.from_config(config.model, config.pretrained, class_names, config.templates)
+
+
+@register_teacher("timm")
+def _timm(config: TeacherConfig, class_names: Sequence[str]) -> Teacher:
+    from dad_core.teachers.timm_teacher import TimmTeacher
+
+    return TimmTeacher.from_config(config.model, config.pretrained, class_names, config.image_size)
 
 
 def create_teacher(config: TeacherConfig, class_names: Sequence[str], device: str | torch.device = "cpu") -> Teacher:
@@ -35,12 +68,5 @@ def create_teacher(config: TeacherConfig, class_names: Sequence[str], device: st
         raise ValueError("create_teacher needs the class names the teacher must score")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.init_seed)  # random-init teachers (tests, benchmarks) must agree across actors
-        if config.kind == "open_clip":
-            from dad_core.teachers.openclip import OpenCLIPTeacher
-
-            teacher = OpenCLIPTeacher.from_config(config.model, config.pretrained, class_names, config.templates)
-        else:
-            from dad_core.teachers.timm_teacher import TimmTeacher
-
-            teacher = TimmTeacher.from_config(config.model, config.pretrained, class_names, config.image_size)
+        teacher = _REGISTRY[config.kind](config, class_names)
     return teacher.to(device)

@@ -115,6 +115,15 @@ def _csv(item_type):
     return parse
 
 
+def _kinds_text() -> str:
+    """The registered teacher and discretizer kinds (dad_core's registries), for --help."""
+    from dad_core.discretizers.factory import list_discretizers
+    from dad_core.teachers.factory import list_teachers
+
+    return (f"registered kinds (--set teacher.kind=NAME, --set discretizer.kind=NAME):\n"
+            f"  teacher      {', '.join(list_teachers())}\n  discretizer  {', '.join(list_discretizers())}")
+
+
 def job_parser(model: type[BaseModel], *, prog: str, description: str, groups: Mapping[str, Sequence[str]],
                flags: Mapping[str, Flag] | None = None, epilog: str | None = None) -> argparse.ArgumentParser:
     """A parser with one flag per field of `model`, in the given groups; every field must be in one group."""
@@ -124,6 +133,8 @@ def job_parser(model: type[BaseModel], *, prog: str, description: str, groups: M
     if missing or unknown or len(listed) != len(set(listed)):
         raise AssertionError(f"{prog}: flags out of step with {model.__name__}: missing {sorted(missing)}, "
                              f"unknown {sorted(unknown)}")
+    if "overrides" in model.model_fields:
+        epilog = (epilog.rstrip() + "\n\n" if epilog else "") + _kinds_text()
     parser = argparse.ArgumentParser(prog=prog, description=description, epilog=epilog,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", metavar="JSON_URI", help=CONFIG_HELP)

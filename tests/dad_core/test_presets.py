@@ -63,3 +63,31 @@ def test_the_library_and_the_jobs_read_set_text_the_same_way():
     assert parse_overrides(items) == dict(map(parse_override, items)) == {
         "attack.step_size": 1e-05, "teacher.model": "2", "attack.epsilon": None, "discretizer.checkpoint": "/w/q.ckpt"}
     assert get_preset("tiny", parse_overrides(items[:1])).attack.step_size == 1e-05
+
+
+def test_teachers_and_discretizers_are_registered_by_name_like_objectives():
+    """A user's own Q is one decorated function; the config accepts its name and the factory builds it."""
+    import torch
+
+    from dad_core.discretizers import (
+        DiscretizerConfig, IdentityDiscretizer, create_discretizer, list_discretizers, register_discretizer,
+    )
+    from dad_core.discretizers import factory
+    from dad_core.teachers import list_teachers
+
+    assert list_teachers() == ["open_clip", "timm"] and list_discretizers()[:2] == ["vqgan", "identity"]
+    with pytest.raises(ValueError, match="discretizer.kind must be one of vqgan, identity"):
+        DiscretizerConfig(kind="mine")
+
+    class Halve(IdentityDiscretizer):
+        def forward(self, x):
+            return x / 2
+
+    try:
+        register_discretizer("mine")(lambda config: Halve())
+        q = create_discretizer(DiscretizerConfig(kind="mine"))
+        assert torch.equal(q(torch.ones(1, 3, 2, 2)), torch.full((1, 3, 2, 2), 0.5))
+        with pytest.raises(ValueError, match="already registered"):
+            register_discretizer("mine")(lambda config: Halve())
+    finally:
+        factory._REGISTRY.pop("mine", None)
