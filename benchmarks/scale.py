@@ -1,0 +1,248 @@
+"""ImageNet-scale rehearsal with tiny images: how each cost of the store, catalog and API grows with N images.
+
+A set of N items (1,000 classes, 8-px images, clean + Q(x') rows) is written through the project's own
+writer (`SampleSetStore.commit_shard`, `build_manifest`, `publish`) with random teacher verdicts: the
+contents are not the point, the sizes are. Then it measures, for that N:
+  - fabrication (writer) throughput, shard count, manifest size and load time;
+  - sha256 verification throughput (MB/s on one core) and the trainer's preflight verification, first and
+    second time (a verified marker keyed by the manifest's digest makes the second one free);
+  - catalog ingest (until the set is browsable) and DB size, on SQLite;
+  - API latency p50/p99 through real uvicorn on loopback: set list, set page, samples pages at the start,
+    middle and end (stored order, by kind, class, accepted, each sort order, a source search), one image.
+
+    python benchmarks/scale.py --images 10000 100000 --json benchmarks/results/scale.json
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import resource
+import shutil
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from datetime import datetime, timezone
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from schemas.manifest import (CodeVersion, ModelInfo, SampleSetConfig, SampleSetPlan,  # noqa: E402
+                              SourceFingerprint, Statistics)
+from services.sample_store import SampleBatch, SampleSetStore, TeacherVerdicts, build_rows  # noqa: E402
+from services.sample_store.publishing import build_manifest  # noqa: E402
+
+CLASSES = 1000
+AUTH = "scale-bench-token-0123456789"
+
+
+def fabricate(root: Path, n: int, classes: int, shard_items: int, size: int = 8, seed: int = 0) -> Path:
+    """A published set of `n` items under `root/sample-sets/scale`, written by the real writer."""
+    rng = np.random.default_rng(seed)
+    fp = hashlib.sha256(f"scale/{n}/{seed}".encode()).hexdigest()
+    store = SampleSetStore(str(root / "sample-sets" / "scale"))
+    num_shards = -(-n // shard_items)
+    pixels = rng.integers(0, 256, (256, size, size, 3), dtype=np.uint8)  # reused: PNG encoding is per row anyway
+    for k in range(num_shards):
+        first = k * shard_items
+        m = min(shard_items, n - first)
+        items = np.arange(first, first + m)
+        labels = items % classes
+
+        def verdicts(accept_rate: float) -> TeacherVerdicts:
+            logits = rng.normal(size=(m, classes)).astype(np.float16)
+            pred = logits.argmax(1).astype(np.int64)
+            return TeacherVerdicts(logits, pred, rng.random(m).astype(np.float32), rng.random(m) < accept_rate)
+
+        batch = SampleBatch(source_ids=[f"n{y:08d}/img_{i:08d}.JPEG" for i, y in zip(items, labels)],
+                            source_paths=[f"/src/n{y:08d}/img_{i:08d}.JPEG" for i, y in zip(items, labels)],
+                            labels=labels.astype(np.int64), clean=pixels[items % 256],
+                            adversarial=pixels[(items + 7) % 256],
+                            clean_verdicts=verdicts(1.0), adversarial_verdicts=verdicts(0.7))
+        stats = Statistics(seen=m, clean=m, accepted=int(batch.adversarial_verdicts.accepted.sum()))
+        store.commit_shard(k, first, m, build_rows(fp, [batch]), stats, {"generate": 0.0}, fp, "c" * 64, "c" * 64,
+                           "bench")
+    model = ModelInfo(kind="identity", name="identity", weights=None, checksum="c" * 64)
+    names = [f"class {c}" for c in range(classes)]
+    config = SampleSetConfig(preset="tiny", preset_config={}, fingerprint=fp, teacher=model, discretizer=model,
+                             attack={}, seed=seed, image_size=size, shard_size=shard_items, batch_size=shard_items,
+                             class_ids=[f"n{c:08d}" for c in range(classes)], class_names=names)
+    plan = SampleSetPlan(name="scale", config=config, num_shards=num_shards, listing=Statistics(),
+                         source=SourceFingerprint(uri="/src", format="imagefolder", num_items=n, num_classes=classes,
+                                                  sha256="0" * 64), started_at=datetime.now(timezone.utc))
+    store.publish(build_manifest(plan, store.committed_shards(), "bench", 0.0, CodeVersion()))
+    return root / "sample-sets" / "scale"
+
+
+def sha256_throughput(set_root: Path) -> float:
+    """MB/s of hashing every shard file once (what preflight verification costs per byte)."""
+    files = sorted((set_root / "shards").glob("*.parquet"))
+    total, t0 = 0, time.perf_counter()
+    for f in files:
+        h = hashlib.sha256()
+        with open(f, "rb") as fh:
+            while chunk := fh.read(1 << 22):
+                h.update(chunk)
+                total += len(chunk)
+    return total / 1e6 / (time.perf_counter() - t0)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve(store: Path, db_url: str):
+    import uvicorn
+
+    from services.api.app import create_app
+    from services.api.settings import Settings
+
+    port = free_port()
+    settings = Settings(store_uri=str(store), database_url=db_url, auth_token=AUTH, ray_address="http://127.0.0.1:9",
+                        sync_interval_s=0)
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    return server, thread, f"http://127.0.0.1:{port}"
+
+
+def get(url: str) -> tuple[float, bytes]:
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {AUTH}"})
+    t0 = time.perf_counter()
+    with urllib.request.urlopen(req, timeout=600) as r:
+        body = r.read()
+    return time.perf_counter() - t0, body
+
+
+def latency(url: str, repeat: int) -> dict:
+    times = [get(url)[0] for _ in range(repeat)]
+    times.sort()
+    return {"p50_ms": round(1000 * statistics.median(times), 1),
+            "p99_ms": round(1000 * times[min(len(times) - 1, int(0.99 * len(times)))], 1)}
+
+
+def api_cases(base: str, n: int, limit: int = 60) -> dict[str, str]:
+    """Named URLs: every page the browser can ask for, at the start, the middle and the end of the set."""
+    s = f"{base}/sample-sets/scale"
+    rows = 2 * n
+    cases = {"set list": f"{base}/sample-sets", "set page": s}
+    for where, frac in (("start", 0.0), ("middle", 0.5), ("end", 1.0)):
+        off = lambda total: max(0, int(frac * total) - (limit if frac == 1.0 else 0))  # noqa: E731
+        cases[f"stored, {where}"] = f"{s}/samples?limit={limit}&offset={off(rows)}"
+        cases[f"kind=adversarial, {where}"] = f"{s}/samples?kind=adversarial&limit={limit}&offset={off(n)}"
+        cases[f"kind=adversarial&accepted=true, {where}"] = (
+            f"{s}/samples?kind=adversarial&accepted=true&limit={limit}&offset={off(int(0.7 * n))}")
+        cases[f"order=confidence, {where}"] = f"{s}/samples?order=confidence&limit={limit}&offset={off(rows)}"
+        cases[f"kind=adversarial&order=-confidence, {where}"] = (
+            f"{s}/samples?kind=adversarial&order=-confidence&limit={limit}&offset={off(n)}")
+    cases["class=7"] = f"{s}/samples?class=7&limit={limit}"
+    cases["class=7&kind=adversarial, end"] = f"{s}/samples?class=7&kind=adversarial&limit={limit}&offset={max(0, n // CLASSES - limit)}"
+    cases["min_confidence=0.9"] = f"{s}/samples?min_confidence=0.9&limit={limit}"
+    cases["source search"] = f"{s}/samples?source=img_{n // 2:08d}&limit={limit}"
+    return cases
+
+
+def bench_one(n: int, workdir: Path, repeat: int, shard_items: int) -> dict:
+    from services.api.catalog import crud  # noqa: F401  (import cost outside the timings)
+    from services.api.catalog.db import create_catalog_engine, migrate, session_factory
+    from services.api.catalog.ingest import index_sample_set
+    from services.api.store import Store
+    from services.sample_store import load_manifest
+
+    out: dict = {"images": n, "rows": 2 * n}
+    store = workdir / f"store-{n}"
+    t0 = time.perf_counter()
+    set_root = fabricate(store, n, CLASSES, shard_items)
+    out["fabricate_s"] = round(time.perf_counter() - t0, 2)
+    manifest_path = set_root / "manifest.json"
+    out["manifest_bytes"] = manifest_path.stat().st_size
+    t0 = time.perf_counter()
+    manifest = load_manifest(str(set_root))
+    out["manifest_load_ms"] = round(1000 * (time.perf_counter() - t0), 1)
+    out["shards"] = len(manifest.shards)
+    out["store_bytes"] = sum(s.num_bytes for s in manifest.shards)
+    out["sha256_MBps"] = round(sha256_throughput(set_root), 1)
+    out.update(preflight_verification(str(set_root)))
+
+    db = workdir / f"catalog-{n}.db"
+    url = f"sqlite:///{db}"
+    engine = create_catalog_engine(url)
+    migrate(engine)
+    t0 = time.perf_counter()
+    with session_factory(engine)() as session:
+        index_sample_set(session, Store(str(store)), "scale")
+    out["ingest_s"] = round(time.perf_counter() - t0, 2)
+    engine.dispose()
+    out["db_bytes"] = db.stat().st_size
+
+    server, thread, base = serve(store, url)
+    try:
+        out["api"] = {name: latency(u, repeat) for name, u in api_cases(base, n).items()}
+        _, body = get(f"{base}/sample-sets/scale/samples?limit=1&kind=adversarial")
+        sid = json.loads(body)["data"][0]["id"]
+        out["api"]["one image"] = latency(f"{base}/samples/{sid}/image", repeat)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+    out["max_rss_MB"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    return out
+
+
+def preflight_verification(uri: str) -> dict:
+    """Seconds the trainer's shard verification takes on a first and a second start (None: not available)."""
+    try:
+        from services.trainer.preflight import verify_shards
+    except ImportError:
+        return {}
+    from services.sample_store import load_manifest
+
+    manifest = load_manifest(uri)
+    out = {}
+    for attempt in ("first", "second"):
+        t0 = time.perf_counter()
+        verify_shards(manifest, SimpleNamespace(samples=uri, storage_options={}), lambda _line: None)
+        out[f"preflight_verify_{attempt}_s"] = round(time.perf_counter() - t0, 3)
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--images", type=int, nargs="+", default=[10_000, 100_000], help="set sizes to rehearse")
+    p.add_argument("--shard-items", type=int, default=1000, help="items per shard (the generator's shard_size)")
+    p.add_argument("--repeat", type=int, default=20, help="requests per API case (p99 of these)")
+    p.add_argument("--workdir", default=None, help="where sets and catalogs go (default: a temporary folder)")
+    p.add_argument("--keep", action="store_true", help="keep the workdir")
+    p.add_argument("--json", default=None, metavar="PATH", help="write the numbers to this JSON file")
+    args = p.parse_args()
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="dad-scale-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    results = []
+    try:
+        for n in args.images:
+            r = bench_one(n, workdir, args.repeat, args.shard_items)
+            results.append(r)
+            print(json.dumps(r, indent=1), flush=True)
+            if not args.keep:
+                shutil.rmtree(workdir / f"store-{n}", ignore_errors=True)
+    finally:
+        if not args.keep and args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps({"machine": f"cpu ({os.cpu_count()} cores)", "runs": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
