@@ -52,10 +52,16 @@ def list_samples(session: SessionDep, set_id: str,
                                                      description="substring of the source path (source_id)")] = None,
                  order: Annotated[Literal["stored", "confidence", "-confidence"],
                                   Query(description="stored order, or teacher confidence up / down (-)")] = "stored",
+                 after: Annotated[str | None, Query(min_length=1, max_length=64, pattern=r"^[0-9.eE+:-]+$",
+                                                    description="the previous page's `next`: continues after it "
+                                                                "(offset is then ignored)")] = None,
                  ) -> SamplesPublic:
     """Rows of the set (stored order unless `order` says otherwise); each carries its pair (clean <->
-    adversarial) and image URLs."""
+    adversarial) and image URLs. Page on with `after` = the response's `next`: any depth costs the same."""
     s = _get(session, set_id)
-    rows, count = crud.list_samples(session, s.id, label, kind, accepted, min_confidence, max_confidence, offset, limit,
-                                    source=source, order=order)
-    return samples_page(session, s, rows, count, offset, limit)
+    try:
+        page = crud.list_samples(session, s.id, label, kind, accepted, min_confidence, max_confidence, offset, limit,
+                                 source=source, order=order, after=after)
+    except ValueError as e:
+        raise HTTPException(status_code=422, detail=str(e)) from None
+    return samples_page(session, s, page, offset, limit)
