@@ -189,17 +189,22 @@ def list_samples(session: Session, set_id: str, label: int | None = None, kind: 
         scanning.append(Sample.confidence <= max_confidence)
     count, exact = _count(session, set_id, label, kind, accepted, where + scanning)
     page = where + scanning
+    sort, keys = SAMPLE_ORDERS[order], _ORDER_KEYS[order]
+    if label is not None:  # "+ 0": no index serves the order, so the class's index picks its (few) rows to sort
+        sort = tuple(c.desc() for c in (Sample.confidence + 0, Sample.position + 0)) if order == "-confidence" else \
+            tuple(c + 0 for c in _ORDER_KEYS[order])
+        keys = tuple(c + 0 for c in keys)
     if after is not None:
-        keys, values = tuple_(*_ORDER_KEYS[order]), tuple_(*parse_cursor(order, after))
+        keys, values = tuple_(*keys), tuple_(*parse_cursor(order, after))
         page.append(keys < values if order == "-confidence" else keys > values)
         offset = 0
     elif offset and order == "stored" and len(page) == 1:
         page.append(Sample.position >= offset)  # positions are 0..rows-1 in a set: the offset is a seek
         offset = 0
-    query = select(Sample).where(*page).order_by(*SAMPLE_ORDERS[order])
+    query = select(Sample).where(*page).order_by(*sort)
     if offset:  # skip along the index (row ids only), then read just the page's rows
-        pks = select(Sample.pk).where(*page).order_by(*SAMPLE_ORDERS[order]).offset(offset).limit(limit)
-        query = select(Sample).where(Sample.pk.in_(pks)).order_by(*SAMPLE_ORDERS[order])
+        pks = select(Sample.pk).where(*page).order_by(*sort).offset(offset).limit(limit)
+        query = select(Sample).where(Sample.pk.in_(pks)).order_by(*sort)
     rows = list(session.scalars(query.limit(limit)).all())
     return SamplePage(rows, count, exact, page_cursor(order, rows[-1]) if len(rows) == limit else None)
 
