@@ -148,3 +148,21 @@ def test_a_deep_page_costs_what_a_first_page_costs(big):
     # an index range read: the same work at any depth (generous bounds for a loaded 2-core machine)
     assert deep_ms < 3 * first_ms + 5, (first_ms, deep_ms)
     assert seek_ms < 3 * first_ms + 5, (first_ms, seek_ms)
+
+
+@pytest.mark.parametrize("width", [2, 5, 1000])
+@pytest.mark.parametrize("ties", [False, True])
+def test_ingest_top5_is_a_stable_full_sort_in_linear_time(width, ties):
+    import numpy as np
+
+    from services.api.catalog.ingest import top_k
+
+    logits = np.random.default_rng(width).normal(size=(200, width)).astype(np.float16)
+    if ties:
+        logits = np.round(logits).astype(np.float16)  # many equal logits: ties across the 5th place
+    probs = np.exp(logits.astype(np.float32) - logits.max(1, keepdims=True).astype(np.float32))
+    probs /= probs.sum(1, keepdims=True)
+    expected = np.argsort(-probs, axis=1, kind="stable")[:, :5]
+    idx, p = top_k(logits)
+    assert (idx == expected).all()
+    assert np.allclose(p, np.take_along_axis(probs, expected, 1))
