@@ -26,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
@@ -139,7 +140,7 @@ def api_cases(base: str, n: int, limit: int = 60) -> dict[str, str]:
     rows = 2 * n
     cases = {"set list": f"{base}/sample-sets", "set page": s}
     for where, frac in (("start", 0.0), ("middle", 0.5), ("end", 1.0)):
-        off = lambda total: max(0, int(frac * total) - (limit if frac == 1.0 else 0))  # noqa: E731
+        off = lambda total: max(0, int(frac * total) - (2 * limit if frac == 1.0 else 0))  # noqa: E731
         cases[f"stored, {where}"] = f"{s}/samples?limit={limit}&offset={off(rows)}"
         cases[f"kind=adversarial, {where}"] = f"{s}/samples?kind=adversarial&limit={limit}&offset={off(n)}"
         cases[f"kind=adversarial&accepted=true, {where}"] = (
@@ -189,7 +190,12 @@ def bench_one(n: int, workdir: Path, repeat: int, shard_items: int) -> dict:
 
     server, thread, base = serve(store, url)
     try:
-        out["api"] = {name: latency(u, repeat) for name, u in api_cases(base, n).items()}
+        out["api"] = {}
+        for name, u in api_cases(base, n).items():
+            out["api"][name] = latency(u, repeat)
+            nxt = json.loads(get(u)[1]).get("next") if "/samples" in u and ("middle" in name or "end" in name) else None
+            if nxt:  # the same depth by keyset: the page after this one, by its cursor
+                out["api"][f"{name} (after)"] = latency(u.split("&offset=")[0] + "&after=" + urllib.parse.quote(nxt), repeat)
         _, body = get(f"{base}/sample-sets/scale/samples?limit=1&kind=adversarial")
         sid = json.loads(body)["data"][0]["id"]
         out["api"]["one image"] = latency(f"{base}/samples/{sid}/image", repeat)
