@@ -234,6 +234,7 @@ def main() -> None:
     args = p.parse_args()
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="dad-scale-"))
     workdir.mkdir(parents=True, exist_ok=True)
+    os.environ["DAD_CACHE_DIR"] = str(workdir / "cache")  # verified-set markers of this run only
     results = []
     try:
         for n in args.images:

@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # an open_clip hub tag must fail at once, never download
+# Caches the code keeps between runs (verified-set markers) go to a folder of this test session, not ~/.cache.
+os.environ["DAD_CACHE_DIR"] = os.path.join(__import__("tempfile").mkdtemp(prefix="dad-test-cache-"))
 
 S3_BUCKET = "dad-test"
 IMAGE_FOLDER_CLASSES = ("n01440764", "n01443537", "n02123045")  # ImageNet wnids: tench, goldfish, tabby cat
