@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Iterable, Sequence
 
-from sqlalchemy import case, delete, func, select, tuple_
+from sqlalchemy import case, delete, func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -74,40 +74,70 @@ def set_run_status(session: Session, run: Run, status: str, message: str = "", s
 
 # -- sample sets --------------------------------------------------------------------------------------------
 def get_sample_set(session: Session, set_id: str) -> SampleSet | None:
-    return session.get(SampleSet, set_id)
+    """The set if it is completely indexed (a set being (re)indexed is hidden)."""
+    s = session.get(SampleSet, set_id)
+    return s if s is not None and s.ready else None
 
 
 def list_sample_sets(session: Session, offset: int = 0, limit: int = 50) -> tuple[list[SampleSet], int]:
-    count = session.scalar(select(func.count()).select_from(SampleSet))
-    rows = session.scalars(select(SampleSet).order_by(SampleSet.created_at.desc(), SampleSet.id)
-                           .offset(offset).limit(limit)).all()
+    count = session.scalar(select(func.count()).select_from(SampleSet).where(SampleSet.ready))
+    rows = session.scalars(select(SampleSet).where(SampleSet.ready)
+                           .order_by(SampleSet.created_at.desc(), SampleSet.id).offset(offset).limit(limit)).all()
     return list(rows), int(count or 0)
 
 
 def sample_set_versions(session: Session) -> dict[str, str]:
-    """{set id: manifest sha256} of every indexed set (what the sync compares the store against)."""
-    return dict(session.execute(select(SampleSet.id, SampleSet.manifest_sha256)).tuples().all())
+    """{set id: manifest sha256} of every completely indexed set (what the sync compares the store against)."""
+    return dict(session.execute(select(SampleSet.id, SampleSet.manifest_sha256).where(SampleSet.ready)).tuples().all())
 
 
-def replace_sample_set(session: Session, sample_set: SampleSet, row_chunks: Iterable[Sequence[dict]]) -> None:
-    """Write a set, all its rows and their counts per (class, kind, accepted) in one transaction: readers see
-    the old index or the new, never half."""
-    session.execute(delete(Sample).where(Sample.set_id == sample_set.id))
-    session.execute(delete(SampleCount).where(SampleCount.set_id == sample_set.id))
-    session.execute(delete(SampleSet).where(SampleSet.id == sample_set.id))
+# Rows per transaction when a set is (re)indexed: the write lock is held for about a second at a time.
+INGEST_CHUNK_ROWS = 20_000
+
+
+def replace_sample_set(session: Session, sample_set: SampleSet, row_chunks: Iterable[Sequence[dict]],
+                       chunk_rows: int = INGEST_CHUNK_ROWS) -> None:
+    """Write a set, all its rows and their counts per (class, kind, accepted) in short transactions, so the
+    API's own writes (runs, statuses) never wait behind a million-row ingest. The set stays hidden
+    (`ready` false) until its last row is in: readers see the old index, then none, then the new, never half.
+    If writing fails, the partial rows are removed and the error raised."""
+    _remove_sample_set(session, sample_set.id, chunk_rows)
+    sample_set.ready = False
     session.add(sample_set)
-    session.flush()
-    count, counts = 0, Counter()
-    for rows in row_chunks:
-        if rows:
-            session.execute(Sample.__table__.insert(), list(rows))
-            count += len(rows)
-            counts.update((r["label"], r["kind"], r["accepted"]) for r in rows)
-    if counts:
-        session.execute(SampleCount.__table__.insert(), [
-            {"set_id": sample_set.id, "label": label, "kind": kind, "accepted": accepted, "n": n}
-            for (label, kind, accepted), n in sorted(counts.items(), key=lambda kv: (kv[0][0], kv[0][1], str(kv[0][2])))])
-    sample_set.num_rows = count
+    session.commit()
+    try:
+        count, pending, counts = 0, 0, Counter()
+        for rows in row_chunks:
+            if rows:
+                session.execute(Sample.__table__.insert(), list(rows))
+                count += len(rows)
+                pending += len(rows)
+                counts.update((r["label"], r["kind"], r["accepted"]) for r in rows)
+            if pending >= chunk_rows:
+                session.commit()
+                pending = 0
+        if counts:
+            session.execute(SampleCount.__table__.insert(), [
+                {"set_id": sample_set.id, "label": label, "kind": kind, "accepted": accepted, "n": n}
+                for (label, kind, accepted), n in counts.items()])
+        sample_set.num_rows = count
+        sample_set.ready = True
+        session.commit()
+    except BaseException:
+        session.rollback()
+        _remove_sample_set(session, sample_set.id, chunk_rows)
+        raise
+
+
+def _remove_sample_set(session: Session, set_id: str, chunk_rows: int) -> None:
+    """Hide the set, then delete its rows a chunk per transaction, then the set."""
+    session.execute(update(SampleSet).where(SampleSet.id == set_id).values(ready=False))
+    session.execute(delete(SampleCount).where(SampleCount.set_id == set_id))
+    session.commit()
+    while session.execute(delete(Sample).where(Sample.pk.in_(
+            select(Sample.pk).where(Sample.set_id == set_id).limit(chunk_rows)))).rowcount:
+        session.commit()
+    session.execute(delete(SampleSet).where(SampleSet.id == set_id))
     session.commit()
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, true, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -65,6 +65,8 @@ class SampleSet(Base):
     num_rows: Mapped[int] = mapped_column(Integer)
     has_discretized: Mapped[bool] = mapped_column(Boolean, default=False)  # Q(x) rows stored
     indexed_at: Mapped[datetime] = mapped_column()
+    # False while its rows are written in short transactions (crud.replace_sample_set): hidden until complete.
+    ready: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
 
 class Sample(Base):

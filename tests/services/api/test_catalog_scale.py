@@ -10,7 +10,7 @@ import time
 from collections import Counter
 
 import pytest
-from sqlalchemy import event, select, text
+from sqlalchemy import event, func, select, text
 
 from benchmarks.scale import fabricate
 from services.api.catalog import crud
@@ -166,3 +166,66 @@ def test_ingest_top5_is_a_stable_full_sort_in_linear_time(width, ties):
     idx, p = top_k(logits)
     assert (idx == expected).all()
     assert np.allclose(p, np.take_along_axis(probs, expected, 1))
+
+
+def _set_row(set_id: str):
+    from services.api.catalog.models import SampleSet
+
+    now = crud.utcnow()
+    return SampleSet(id=set_id, uri=f"/x/{set_id}", manifest_sha256="0" * 64, created_at=now, preset="tiny", lineage={},
+                     statistics={}, class_names=["a", "b"], shards=["s0"], num_rows=0, has_discretized=False,
+                     indexed_at=now)
+
+
+def _rows(set_id: str, start: int, n: int) -> list[dict]:
+    return [{"set_id": set_id, "sample_id": f"{i:016x}", "source_id": f"a/{i // 2}.png", "position": i, "shard": 0,
+             "row": i, "kind": "clean" if i % 2 == 0 else "adversarial", "label": i % 2, "prediction": 0,
+             "confidence": 0.5, "accepted": None if i % 2 == 0 else bool(i % 3), "top5": [[0, 0.5]]}
+            for i in range(start, start + n)]
+
+
+def test_ingest_writes_in_short_transactions_and_shows_the_set_only_when_complete(tmp_path):
+    import sqlite3
+
+    engine = create_catalog_engine(f"sqlite:///{tmp_path}/c.db")
+    migrate(engine)
+    sessions = session_factory(engine)
+    seen = []
+
+    def chunks():
+        for k in range(5):
+            if k:  # between chunks: another writer gets the lock at once, readers do not see the set yet
+                other = sqlite3.connect(tmp_path / "c.db", timeout=0.2)
+                other.execute("UPDATE sample_sets SET preset = preset")  # any write: fails if the lock is held
+                other.commit()
+                other.close()
+                with sessions() as reader:
+                    seen.append((crud.get_sample_set(reader, "s"), crud.list_sample_sets(reader)[1],
+                                 crud.sample_set_versions(reader)))
+            yield _rows("s", 100 * k, 100)
+
+    with sessions() as session:
+        crud.replace_sample_set(session, _set_row("s"), chunks(), chunk_rows=100)
+    assert seen == [(None, 0, {})] * 4
+    with sessions() as session:
+        s = crud.get_sample_set(session, "s")
+        assert s is not None and s.num_rows == 500 and crud.list_sample_sets(session)[1] == 1
+        assert crud.list_samples(session, "s", kind="adversarial", accepted=True).count == sum(
+            1 for i in range(500) if i % 2 and i % 3)
+
+
+def test_a_failed_ingest_leaves_no_rows_behind(tmp_path):
+    engine = create_catalog_engine(f"sqlite:///{tmp_path}/c.db")
+    migrate(engine)
+    sessions = session_factory(engine)
+
+    def chunks():
+        yield _rows("s", 0, 100)
+        yield _rows("s", 100, 100)
+        raise OSError("shard unreadable")
+
+    with sessions() as session, pytest.raises(OSError, match="unreadable"):
+        crud.replace_sample_set(session, _set_row("s"), chunks(), chunk_rows=50)
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Sample)) == 0
+        assert crud.get_sample_set(session, "s") is None

@@ -1,7 +1,8 @@
 """scale: per-set counts table, indexes leading with the stored position / confidence for keyset pages
 
 `sample_counts` holds a set's rows per (class, kind, accepted), written at ingest, so the set page and the
-samples pages' totals never count the set; existing sets are counted once here. New indexes let every
+samples pages' totals never count the set; existing sets are counted once here. `sample_sets.ready` hides a
+set while its rows are written in short transactions. New indexes let every
 order the browser offers read a page as an index range (ImageNet-size sets: 2.5 M+ rows per set).
 
 Revision ID: 0003_issue24_scale_indexes
@@ -19,6 +20,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    # Plain ADD COLUMN (SQLite has it): a batch copy of sample_sets would cascade-delete every sample row.
+    op.add_column('sample_sets', sa.Column('ready', sa.Boolean(), server_default=sa.true(), nullable=False))
     op.create_table('sample_counts',
     sa.Column('pk', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('set_id', sa.String(length=128), nullable=False),
@@ -47,3 +50,4 @@ def downgrade() -> None:
     op.create_index('ix_samples_confidence', 'samples', ['set_id', 'kind', 'confidence'], unique=False)
     op.drop_index('ix_sample_counts_set', table_name='sample_counts')
     op.drop_table('sample_counts')
+    op.drop_column('sample_sets', 'ready')
