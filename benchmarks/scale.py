@@ -155,11 +155,7 @@ def api_cases(base: str, n: int, limit: int = 60) -> dict[str, str]:
     return cases
 
 
-def bench_one(n: int, workdir: Path, repeat: int, shard_items: int) -> dict:
-    from services.api.catalog import crud  # noqa: F401  (import cost outside the timings)
-    from services.api.catalog.db import create_catalog_engine, migrate, session_factory
-    from services.api.catalog.ingest import index_sample_set
-    from services.api.store import Store
+def bench_one(n: int, workdir: Path, repeat: int, shard_items: int, postgres_url: str | None) -> dict:
     from services.sample_store import load_manifest
 
     out: dict = {"images": n, "rows": 2 * n}
@@ -177,16 +173,40 @@ def bench_one(n: int, workdir: Path, repeat: int, shard_items: int) -> dict:
     out["sha256_MBps"] = round(sha256_throughput(set_root), 1)
     out.update(preflight_verification(str(set_root)))
 
-    db = workdir / f"catalog-{n}.db"
-    url = f"sqlite:///{db}"
+    for backend, url in (("sqlite", f"sqlite:///{workdir}/catalog-{n}.db"), ("postgresql", postgres_url)):
+        if url is None:
+            continue
+        out[backend] = catalog(store, n, url, repeat)
+    out["max_rss_MB"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    return out
+
+
+def catalog(store: Path, n: int, url: str, repeat: int) -> dict:
+    """Ingest the set into the catalog at `url` (time until browsable, DB size), then API latencies over it."""
+    from sqlalchemy import text
+
+    from services.api.catalog.db import create_catalog_engine, migrate, session_factory
+    from services.api.catalog.ingest import index_sample_set
+    from services.api.store import Store
+
+    out: dict = {}
     engine = create_catalog_engine(url)
+    if engine.dialect.name == "postgresql":  # a fresh schema per size
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
     migrate(engine)
     t0 = time.perf_counter()
     with session_factory(engine)() as session:
         index_sample_set(session, Store(str(store)), "scale")
     out["ingest_s"] = round(time.perf_counter() - t0, 2)
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            out["db_bytes"] = int(conn.execute(text("SELECT pg_database_size(current_database())")).scalar())
+    else:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        out["db_bytes"] = Path(engine.url.database).stat().st_size
     engine.dispose()
-    out["db_bytes"] = db.stat().st_size
 
     server, thread, base = serve(store, url)
     try:
@@ -202,7 +222,6 @@ def bench_one(n: int, workdir: Path, repeat: int, shard_items: int) -> dict:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
-    out["max_rss_MB"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return out
 
 
@@ -223,6 +242,21 @@ def preflight_verification(uri: str) -> dict:
     return out
 
 
+def _postgres():
+    """The deploy tests' throw-away PostgreSQL server (one definition of how to start it), as a generator that
+    yields its connection info for as long as it is iterated and stops the server when closed."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from tests.deploy.conftest import postgres_server
+
+    server = postgres_server.__wrapped__()
+    info = next(server)
+    try:
+        while True:
+            yield info
+    finally:
+        server.close()
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--images", type=int, nargs="+", default=[10_000, 100_000], help="set sizes to rehearse")
@@ -230,20 +264,25 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=20, help="requests per API case (p99 of these)")
     p.add_argument("--workdir", default=None, help="where sets and catalogs go (default: a temporary folder)")
     p.add_argument("--keep", action="store_true", help="keep the workdir")
+    p.add_argument("--postgres", action="store_true",
+                   help="also on a PostgreSQL server started here (Debian's binaries, as tests/deploy starts it)")
     p.add_argument("--json", default=None, metavar="PATH", help="write the numbers to this JSON file")
     args = p.parse_args()
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="dad-scale-"))
     workdir.mkdir(parents=True, exist_ok=True)
     os.environ["DAD_CACHE_DIR"] = str(workdir / "cache")  # verified-set markers of this run only
     results = []
+    postgres = _postgres() if args.postgres else None
     try:
         for n in args.images:
-            r = bench_one(n, workdir, args.repeat, args.shard_items)
+            r = bench_one(n, workdir, args.repeat, args.shard_items, next(postgres)["url"] if postgres else None)
             results.append(r)
             print(json.dumps(r, indent=1), flush=True)
             if not args.keep:
                 shutil.rmtree(workdir / f"store-{n}", ignore_errors=True)
     finally:
+        if postgres is not None:
+            postgres.close()  # stops the server
         if not args.keep and args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
     if args.json:
