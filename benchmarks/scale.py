@@ -15,6 +15,7 @@ contents are not the point, the sizes are. Then it measures, for that N:
 from __future__ import annotations
 
 import argparse
+import gc
 import hashlib
 import json
 import os
@@ -81,6 +82,45 @@ def fabricate(root: Path, n: int, classes: int, shard_items: int, size: int = 8,
                                                   sha256="0" * 64), started_at=datetime.now(timezone.utc))
     store.publish(build_manifest(plan, store.committed_shards(), "bench", 0.0, CodeVersion()))
     return root / "sample-sets" / "scale"
+
+
+def parquet_source(folder: Path, n: int, classes: int, file_rows: int = 100_000, size: int = 8) -> Path:
+    """A Parquet image dataset (Hugging Face layout: image {bytes, path}, string label) of `n` tiny PNGs."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from services.sample_store.rows import encode_png
+
+    folder.mkdir(parents=True, exist_ok=True)
+    png = encode_png(np.zeros((size, size, 3), np.uint8))
+    image_type = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    for f, start in enumerate(range(0, n, file_rows)):
+        items = range(start, min(n, start + file_rows))
+        table = pa.table({"image": pa.array([{"bytes": png, "path": f"img_{i:08d}.png"} for i in items], image_type),
+                          "label": pa.array([f"n{i % classes:08d}" for i in items])})
+        pq.write_table(table, folder / f"train-{f:05d}.parquet", row_group_size=1000)
+    return folder
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+def listing_and_planning(workdir: Path, n: int, shard_items: int) -> dict:
+    """The generator's listing + planning (prepare_job: listing, shard order, shards, probe) on a Parquet source."""
+    from services.generator import GeneratorConfig, prepare_job
+
+    source = parquet_source(workdir / f"source-{n}", n, CLASSES)
+    gc.collect()
+    rss0, t0 = _rss_mb(), time.perf_counter()
+    job = prepare_job(GeneratorConfig(source=str(source), out=str(workdir / f"gen-{n}"), preset="tiny",
+                                      shard_size=shard_items, batch_size=64, progress_bar=False))
+    out = {"listing_planning_s": round(time.perf_counter() - t0, 2), "listing_rss_MB": round(_rss_mb() - rss0),
+           "generator_shards": len(job.shards)}
+    del job
+    shutil.rmtree(source, ignore_errors=True)
+    return out
 
 
 def sha256_throughput(set_root: Path) -> float:
@@ -170,6 +210,10 @@ def bench_one(n: int, workdir: Path, repeat: int, shard_items: int, postgres_url
     out["manifest_load_ms"] = round(1000 * (time.perf_counter() - t0), 1)
     out["shards"] = len(manifest.shards)
     out["store_bytes"] = sum(s.num_bytes for s in manifest.shards)
+    t0 = time.perf_counter()
+    markers = SampleSetStore(str(set_root)).committed_shards()
+    out["resume_markers_s"] = round(time.perf_counter() - t0, 3)  # what resuming reads: every commit marker
+    assert len(markers) == out["shards"]
     out["sha256_MBps"] = round(sha256_throughput(set_root), 1)
     out.update(preflight_verification(str(set_root)))
 
@@ -260,6 +304,8 @@ def _postgres():
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--images", type=int, nargs="+", default=[10_000, 100_000], help="set sizes to rehearse")
+    p.add_argument("--listing-images", type=int, nargs="*", default=None,
+                   help="sizes for the generator's listing + planning alone (cheap: 1280000 fits; default: --images)")
     p.add_argument("--shard-items", type=int, default=1000, help="items per shard (the generator's shard_size)")
     p.add_argument("--repeat", type=int, default=20, help="requests per API case (p99 of these)")
     p.add_argument("--workdir", default=None, help="where sets and catalogs go (default: a temporary folder)")
@@ -273,7 +319,11 @@ def main() -> None:
     os.environ["DAD_CACHE_DIR"] = str(workdir / "cache")  # verified-set markers of this run only
     results = []
     postgres = _postgres() if args.postgres else None
+    listings = []
     try:
+        for n in args.images if args.listing_images is None else args.listing_images:
+            listings.append({"images": n, **listing_and_planning(workdir, n, args.shard_items)})
+            print(json.dumps(listings[-1]), flush=True)
         for n in args.images:
             r = bench_one(n, workdir, args.repeat, args.shard_items, next(postgres)["url"] if postgres else None)
             results.append(r)
@@ -287,7 +337,8 @@ def main() -> None:
             shutil.rmtree(workdir, ignore_errors=True)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"machine": f"cpu ({os.cpu_count()} cores)", "runs": results}, indent=2))
+        Path(args.json).write_text(json.dumps({"machine": f"cpu ({os.cpu_count()} cores)", "listing": listings, "runs": results},
+                                              indent=2))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,65 @@
+"""Log-log plot of benchmarks/scale.py's numbers: how each cost grows with the set's images.
+
+    python benchmarks/scale_plot.py benchmarks/results/scale.json docs/scale.png
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+DEEP = ("middle", "end")
+
+
+def series(report: dict) -> dict[str, tuple[list[int], list[float]]]:
+    """{label: (images, seconds)} for each cost measured at more than one size."""
+    out: dict[str, tuple[list[int], list[float]]] = {}
+
+    def add(label: str, n: int, seconds: float | None) -> None:
+        if seconds is not None:
+            xs, ys = out.setdefault(label, ([], []))
+            xs.append(n)
+            ys.append(max(seconds, 1e-4))
+
+    for r in report.get("listing", []):
+        add("generator listing + planning", r["images"], r["listing_planning_s"])
+    for r in report["runs"]:
+        n = r["images"]
+        add("fabricate (writer)", n, r["fabricate_s"])
+        add("sha256 verify, first start", n, r.get("preflight_verify_first_s"))
+        for backend in ("sqlite", "postgresql"):
+            c = r.get(backend)
+            if not c:
+                continue
+            add(f"ingest until browsable ({backend})", n, c["ingest_s"])
+            api = c["api"]
+            deep_offset = [v["p99_ms"] for k, v in api.items() if k.endswith(DEEP)]
+            deep_after = [v["p99_ms"] for k, v in api.items() if k.endswith("(after)")]
+            add(f"API worst deep page by offset, p99 ({backend})", n, max(deep_offset) / 1000 if deep_offset else None)
+            add(f"API worst deep page by cursor, p99 ({backend})", n, max(deep_after) / 1000 if deep_after else None)
+            add(f"API set page, p99 ({backend})", n, api["set page"]["p99_ms"] / 1000)
+    return out
+
+
+def main(src: str, dst: str) -> None:
+    report = json.loads(open(src).read())
+    fig, ax = plt.subplots(figsize=(9, 6))
+    for label, (xs, ys) in sorted(series(report).items()):
+        ax.plot(xs, ys, marker="o", label=label)
+    ax.axvline(1_281_167, color="grey", linestyle=":", label="ImageNet-1k train")
+    ax.axhline(0.2, color="red", linestyle="--", linewidth=0.8, label="API target 200 ms")
+    ax.axhline(120, color="orange", linestyle="--", linewidth=0.8, label="browsable / listing target 2 min")
+    ax.set(xscale="log", yscale="log", xlabel="images in the set (2 rows each)", ylabel="seconds",
+           title=f"DAD at scale: tiny images, {report.get('machine', '')}")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(dst, dpi=110)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:3])
