@@ -263,10 +263,44 @@ def catalog(store: Path, n: int, url: str, repeat: int) -> dict:
         _, body = get(f"{base}/sample-sets/scale/samples?limit=1&kind=adversarial")
         sid = json.loads(body)["data"][0]["id"]
         out["api"]["one image"] = latency(f"{base}/samples/{sid}/image", repeat)
+        out["ui"] = ui_load(base, store.parent / f"ui-{n}-{engine.dialect.name}.png")
     finally:
         server.should_exit = True
         thread.join(timeout=30)
     return out
+
+
+def ui_load(base: str, screenshot: Path) -> dict:
+    """Seconds until headless chromium shows the set page with its first tiles, then the next page (Next button,
+    by cursor); page errors counted. {} without Debian's chromium."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from browser_helpers import CHROMIUM, CHROMIUM_ARGS
+
+    if not Path(CHROMIUM).exists():
+        return {}
+    from playwright.sync_api import sync_playwright
+
+    errors: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(f"{base}/ui/")
+        page.wait_for_load_state("load")
+        t0 = time.perf_counter()
+        page.goto(f"{base}/ui/#/sets/scale")
+        page.wait_for_selector("#samples .tile")
+        set_page_s = time.perf_counter() - t0
+        page.screenshot(path=str(screenshot))
+        t0 = time.perf_counter()
+        page.locator("button[data-action=next]").first.click()
+        page.wait_for_function("() => location.hash.includes('after=') && "
+                               "document.getElementById('view').dataset.hash === location.hash")
+        page.wait_for_selector("#samples .tile")
+        next_s = time.perf_counter() - t0
+        browser.close()
+    return {"set_page_s": round(set_page_s, 2), "next_page_s": round(next_s, 2), "page_errors": len(errors),
+            "screenshot": str(screenshot)}
 
 
 def preflight_verification(uri: str) -> dict:
