@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 
 from schemas.api import SampleSetDetail, SampleSetsPublic, SamplesPublic, is_valid_id
 from services.api.catalog import crud
+from services.api.run_control import ConfigError
 from services.api.deps import (AUTH_RESPONSES, DECIMAL, DIGITS, MAX_QUERY_INT, Offset, SessionDep,
                                require_read_token)
 from services.api.sample_views import sample_set_detail, sample_set_public, samples_page
@@ -62,6 +63,6 @@ def list_samples(session: SessionDep, set_id: str,
     try:
         page = crud.list_samples(session, s.id, label, kind, accepted, min_confidence, max_confidence, offset, limit,
                                  source=source, order=order, after=after)
-    except ValueError as e:
-        raise HTTPException(status_code=422, detail=str(e)) from None
+    except ValueError as e:  # a cursor of another order, or no cursor at all: a 422 shaped like FastAPI's own
+        raise ConfigError(("query", "after"), str(e)) from None
     return samples_page(session, s, page, offset, limit)
