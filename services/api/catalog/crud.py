@@ -174,24 +174,24 @@ class SamplePage:
     next: str | None           # cursor of the page after this one (`after`); None on the last page
 
 
+CURSOR_PATTERN = r"^-?[0-9]{1,20}(\.[0-9]{1,20})?([eE][-+]?[0-9]{1,3})?:-?[0-9]{1,18}$"
+
+
 def page_cursor(order: str, row: Sample) -> str:
-    """The `after` value that continues after `row` in `order`: "<position>" or "<confidence>:<position>"."""
-    return str(row.position) if order == "stored" else f"{row.confidence!r}:{row.position}"
+    """The `after` value that continues after `row`: "<confidence>:<position>" (stored order reads the position)."""
+    return f"{row.confidence!r}:{row.position}"
 
 
 def parse_cursor(order: str, after: str) -> tuple:
-    """The keyset values of a cursor made by page_cursor for `order`; ValueError (naming `after`) if it is not one."""
-    parts = after.split(":")
+    """The keyset values of a cursor (CURSOR_PATTERN) for `order`; ValueError naming `after` if it is not one."""
+    head, _, tail = after.partition(":")
     try:
-        if order == "stored" and len(parts) == 1:
-            return (int(parts[0]),)
-        if order != "stored" and len(parts) == 2:
-            confidence = float(parts[0])
-            if confidence == confidence and abs(confidence) != float("inf"):
-                return confidence, int(parts[1])
+        confidence, position = float(head), int(tail)
     except ValueError:
-        pass
-    raise ValueError(f"after: {after!r} is not a cursor of order {order!r} (pass the previous page's 'next')")
+        raise ValueError(f"after: {after!r} is not a page cursor (pass the previous page's 'next')") from None
+    if abs(confidence) == float("inf"):
+        confidence = float.fromhex("0x1.fffffffffffffp+1023") * (1 if confidence > 0 else -1)
+    return (position,) if order == "stored" else (confidence, position)
 
 
 def list_samples(session: Session, set_id: str, label: int | None = None, kind: str | None = None,

@@ -53,7 +53,7 @@ def list_samples(session: SessionDep, set_id: str,
                                                      description="substring of the source path (source_id)")] = None,
                  order: Annotated[Literal["stored", "confidence", "-confidence"],
                                   Query(description="stored order, or teacher confidence up / down (-)")] = "stored",
-                 after: Annotated[str | None, Query(min_length=1, max_length=64, pattern=r"^[0-9.eE+:-]+$",
+                 after: Annotated[str | None, Query(min_length=3, max_length=70, pattern=crud.CURSOR_PATTERN,
                                                     description="the previous page's `next`: continues after it "
                                                                 "(offset is then ignored)")] = None,
                  ) -> SamplesPublic:

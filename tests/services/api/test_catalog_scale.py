@@ -112,6 +112,8 @@ def test_bad_cursor_is_refused_naming_after(big):
     _, sessions = big
     with sessions() as session, pytest.raises(ValueError, match="after"):
         crud.list_samples(session, "scale", order="confidence", after="12")
+    with sessions() as session:  # 1e999 parses to inf: clamped to the largest float, not an error or a NaN
+        assert crud.list_samples(session, "scale", order="-confidence", after="1e999:0", limit=1).rows
 
 
 def test_set_statistics_come_from_the_counts_made_at_ingest_not_the_rows(big):
