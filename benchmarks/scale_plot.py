@@ -1,4 +1,5 @@
-"""Log-log plot of benchmarks/scale.py's numbers: how each cost grows with the set's images.
+"""Log-log plot of benchmarks/scale.py's numbers (how each cost grows with the set's images), and the same
+numbers as a Markdown table on stdout (README → Benchmarks → Scale).
 
     python benchmarks/scale_plot.py benchmarks/results/scale.json docs/scale.png
 """
@@ -45,8 +46,46 @@ def series(report: dict) -> dict[str, tuple[list[int], list[float]]]:
     return out
 
 
+def table(report: dict) -> str:
+    """Markdown: one row per cost, one column per size measured."""
+    runs = report["runs"]
+    sizes = [r["images"] for r in runs]
+    lines = ["| cost | " + " | ".join(f"{n:,} images" for n in sizes) + " |", "|---" * (len(sizes) + 1) + "|"]
+
+    def row(label: str, values) -> None:
+        lines.append(f"| {label} | " + " | ".join("–" if v is None else str(v) for v in values) + " |")
+
+    row("shards / manifest KB / load ms", [f"{r['shards']} / {r['manifest_bytes'] / 1e3:.0f} / {r['manifest_load_ms']}"
+                                          for r in runs])
+    row("resume: read every commit marker (s)", [r.get("resume_markers_s") for r in runs])
+    row("sha256 verify MB/s (one core)", [r["sha256_MBps"] for r in runs])
+    row("preflight verify first / second start (s)",
+        [f"{r.get('preflight_verify_first_s')} / {r.get('preflight_verify_second_s')}" for r in runs])
+    for backend in ("sqlite", "postgresql"):
+        if not all(backend in r for r in runs):
+            continue
+        row(f"{backend}: ingest until browsable (s) / DB MB",
+            [f"{r[backend]['ingest_s']} / {r[backend]['db_bytes'] / 1e6:.0f}" for r in runs])
+        names = list(runs[0][backend]["api"])
+        for name in names:
+            row(f"{backend}: {name} p50 / p99 ms",
+                [f"{r[backend]['api'][name]['p50_ms']} / {r[backend]['api'][name]['p99_ms']}"
+                 if name in r[backend]["api"] else None for r in runs])
+        row(f"{backend}: UI set page / Next (s), page errors",
+            [f"{r[backend]['ui'].get('set_page_s')} / {r[backend]['ui'].get('next_page_s')}, "
+             f"{r[backend]['ui'].get('page_errors')}" if r[backend].get("ui") else None for r in runs])
+    listing = report.get("listing", [])
+    if listing:
+        lines += ["", "| generator listing + planning | " + " | ".join(f"{r['images']:,}" for r in listing) + " |",
+                  "|---" * (len(listing) + 1) + "|",
+                  "| seconds / RSS MB / shards | " + " | ".join(
+                      f"{r['listing_planning_s']} / {r['listing_rss_MB']} / {r['generator_shards']}" for r in listing) + " |"]
+    return "\n".join(lines)
+
+
 def main(src: str, dst: str) -> None:
     report = json.loads(open(src).read())
+    print(table(report))
     fig, ax = plt.subplots(figsize=(9, 6))
     for label, (xs, ys) in sorted(series(report).items()):
         ax.plot(xs, ys, marker="o", label=label)
