@@ -1,12 +1,13 @@
 """Catalog access: every query the routes and the sync need, and nothing else touches the tables."""
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Iterable, Sequence
 
-from sqlalchemy import case, delete, func, select, tuple_, update
+from sqlalchemy import case, delete, func, select, text, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -109,7 +110,7 @@ def replace_sample_set(session: Session, sample_set: SampleSet, row_chunks: Iter
         count, pending, counts = 0, 0, Counter()
         for rows in row_chunks:
             if rows:
-                session.execute(Sample.__table__.insert(), list(rows))
+                _insert_samples(session, rows)
                 count += len(rows)
                 pending += len(rows)
                 counts.update((r["label"], r["kind"], r["accepted"]) for r in rows)
@@ -122,11 +123,28 @@ def replace_sample_set(session: Session, sample_set: SampleSet, row_chunks: Iter
                 for (label, kind, accepted), n in counts.items()])
         sample_set.num_rows = count
         sample_set.ready = True
+        if session.connection().dialect.name == "postgresql":  # fresh statistics: its planner picks the indexes
+            session.execute(text("ANALYZE samples, sample_counts"))
         session.commit()
     except BaseException:
         session.rollback()
         _remove_sample_set(session, sample_set.id, chunk_rows)
         raise
+
+
+_COPY_COLUMNS = [c.name for c in Sample.__table__.columns if c.name != "pk"]
+
+
+def _insert_samples(session: Session, rows: Sequence[dict]) -> None:
+    """Insert rows in the session's transaction; on PostgreSQL by COPY (an INSERT per row costs ~10x more)."""
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        session.execute(Sample.__table__.insert(), list(rows))
+        return
+    with connection.connection.dbapi_connection.cursor() as cursor, \
+            cursor.copy(f"COPY samples ({', '.join(_COPY_COLUMNS)}) FROM STDIN") as copy:
+        for r in rows:
+            copy.write_row([json.dumps(r["top5"]) if c == "top5" else r[c] for c in _COPY_COLUMNS])
 
 
 def _remove_sample_set(session: Session, set_id: str, chunk_rows: int) -> None:
