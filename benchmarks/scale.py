@@ -215,6 +215,7 @@ def bench_one(n: int, workdir: Path, repeat: int, shard_items: int, postgres_url
     out["resume_markers_s"] = round(time.perf_counter() - t0, 3)  # what resuming reads: every commit marker
     assert len(markers) == out["shards"]
     out["sha256_MBps"] = round(sha256_throughput(set_root), 1)
+    out.update(trainer_open(set_root))
     out.update(preflight_verification(str(set_root)))
 
     for backend, url in (("sqlite", f"sqlite:///{workdir}/catalog-{n}.db"), ("postgresql", postgres_url)):
@@ -301,6 +302,28 @@ def ui_load(base: str, screenshot: Path) -> dict:
         browser.close()
     return {"set_page_s": round(set_page_s, 2), "next_page_s": round(next_s, 2), "page_errors": len(errors),
             "screenshot": str(screenshot)}
+
+
+def trainer_open(set_root: Path) -> dict:
+    """The trainer's dataset open as one worker does it (services.trainer.data: row index of the set, then
+    pairing clean with accepted Q(x')), seconds and RSS it adds, and the first 256 rows read (decoded)."""
+    from services.sample_store import SampleSetDataset
+    from services.trainer.data import pair_rows, partner_rows
+    from schemas import sample_store as ss
+
+    gc.collect()
+    rss0, t0 = _rss_mb(), time.perf_counter()
+    kinds, accepted_only, partner = partner_rows("accepted")
+    rows = SampleSetDataset(str(set_root), kinds=kinds, accepted_only=accepted_only, cache_row_groups=16)
+    pairs = pair_rows(rows.index[ss.COL_KIND].to_pylist(), rows.index[ss.COL_SOURCE_ID].to_pylist(), partner, None)
+    out = {"trainer_open_s": round(time.perf_counter() - t0, 2), "trainer_open_rss_MB": round(_rss_mb() - rss0),
+           "trainer_pairs": int(len(pairs))}
+    t0 = time.perf_counter()
+    for k in range(256):
+        rows[int(pairs[k % len(pairs), 0])]
+    out["trainer_first_256_rows_s"] = round(time.perf_counter() - t0, 2)
+    del rows, pairs
+    return out
 
 
 def preflight_verification(uri: str) -> dict:

@@ -38,11 +38,12 @@ def series(report: dict) -> dict[str, tuple[list[int], list[float]]]:
                 continue
             add(f"ingest until browsable ({backend})", n, c["ingest_s"])
             api = c["api"]
-            deep_offset = [v["p99_ms"] for k, v in api.items() if k.endswith(DEEP)]
-            deep_after = [v["p99_ms"] for k, v in api.items() if k.endswith("(after)")]
-            add(f"API worst deep page by offset, p99 ({backend})", n, max(deep_offset) / 1000 if deep_offset else None)
-            add(f"API worst deep page by cursor, p99 ({backend})", n, max(deep_after) / 1000 if deep_after else None)
-            add(f"API set page, p99 ({backend})", n, api["set page"]["p99_ms"] / 1000)
+            # p50: with 10 requests per case on a shared machine, p99 is the noisiest one (it is in the table)
+            deep_offset = [v["p50_ms"] for k, v in api.items() if k.endswith(DEEP)]
+            deep_after = [v["p50_ms"] for k, v in api.items() if k.endswith("(after)")]
+            add(f"API slowest deep page by offset, p50 ({backend})", n, max(deep_offset) / 1000 if deep_offset else None)
+            add(f"API slowest deep page by cursor, p50 ({backend})", n, max(deep_after) / 1000 if deep_after else None)
+            add(f"API set page, p50 ({backend})", n, api["set page"]["p50_ms"] / 1000)
     return out
 
 
@@ -86,16 +87,17 @@ def table(report: dict) -> str:
 def main(src: str, dst: str) -> None:
     report = json.loads(open(src).read())
     print(table(report))
-    fig, ax = plt.subplots(figsize=(9, 6))
-    for label, (xs, ys) in sorted(series(report).items()):
-        ax.plot(xs, ys, marker="o", label=label)
+    fig, ax = plt.subplots(figsize=(12, 6))
+    styles = ["-", "--", "-.", ":"]
+    for i, (label, (xs, ys)) in enumerate(sorted(series(report).items())):
+        ax.plot(xs, ys, marker="o", linestyle=styles[i // 10 % 4], label=label)
     ax.axvline(1_281_167, color="grey", linestyle=":", label="ImageNet-1k train")
     ax.axhline(0.2, color="red", linestyle="--", linewidth=0.8, label="API target 200 ms")
     ax.axhline(120, color="orange", linestyle="--", linewidth=0.8, label="browsable / listing target 2 min")
     ax.set(xscale="log", yscale="log", xlabel="images in the set (2 rows each)", ylabel="seconds",
            title=f"DAD at scale: tiny images, {report.get('machine', '')}")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(dst, dpi=110)
 
