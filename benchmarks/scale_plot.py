@@ -47,8 +47,8 @@ def series(report: dict) -> dict[str, tuple[list[int], list[float]]]:
     return out
 
 
-def table(report: dict) -> str:
-    """Markdown: one row per cost, one column per size measured."""
+def table(report: dict, full: bool = False) -> str:
+    """Markdown: one row per cost, one column per size measured (`full`: every API case, not a summary)."""
     runs = report["runs"]
     sizes = [r["images"] for r in runs]
     lines = ["| cost | " + " | ".join(f"{n:,} images" for n in sizes) + " |", "|---" * (len(sizes) + 1) + "|"]
@@ -62,12 +62,24 @@ def table(report: dict) -> str:
     row("sha256 verify MB/s (one core)", [r["sha256_MBps"] for r in runs])
     row("preflight verify first / second start (s)",
         [f"{r.get('preflight_verify_first_s')} / {r.get('preflight_verify_second_s')}" for r in runs])
+    row("trainer dataset open (s) / RSS MB / first 256 rows (s)",
+        [f"{r['trainer_open_s']} / {r['trainer_open_rss_MB']} / {r['trainer_first_256_rows_s']}"
+         if "trainer_open_s" in r else None for r in runs])
     for backend in ("sqlite", "postgresql"):
         if not all(backend in r for r in runs):
             continue
         row(f"{backend}: ingest until browsable (s) / DB MB",
             [f"{r[backend]['ingest_s']} / {r[backend]['db_bytes'] / 1e6:.0f}" for r in runs])
-        names = list(runs[0][backend]["api"])
+        for label, pick in (("slowest deep page by offset", lambda k: k.endswith(DEEP)),
+                            ("slowest deep page by cursor (`after`)", lambda k: k.endswith("(after)"))):
+            cells = []
+            for r in runs:
+                hits = [(v["p50_ms"], v["p99_ms"], k) for k, v in r[backend]["api"].items() if pick(k)]
+                worst = max(hits) if hits else None
+                cells.append(f"{worst[0]} / {max(h[1] for h in hits)} ({worst[2].split(',')[0]})" if worst else None)
+            row(f"{backend}: {label} p50 / p99 ms", cells)
+        names = [k for k in runs[0][backend]["api"] if full or not (k.endswith(DEEP) or k.endswith("(after)")
+                                                                     or k.endswith("start"))]
         for name in names:
             row(f"{backend}: {name} p50 / p99 ms",
                 [f"{r[backend]['api'][name]['p50_ms']} / {r[backend]['api'][name]['p99_ms']}"
@@ -86,7 +98,7 @@ def table(report: dict) -> str:
 
 def main(src: str, dst: str) -> None:
     report = json.loads(open(src).read())
-    print(table(report))
+    print(table(report, full="--full" in sys.argv))
     fig, ax = plt.subplots(figsize=(12, 6))
     styles = ["-", "--", "-.", ":"]
     for i, (label, (xs, ys)) in enumerate(sorted(series(report).items())):
