@@ -195,9 +195,13 @@ class SamplePublic(SampleBrief):
 
 class SamplesPublic(BaseModel):
     data: list[SamplePublic]
-    count: int
+    count: int = Field(description="rows matching the filters; with a confidence range or a source search, "
+                                   "counted up to a cap (count_exact is then false)")
+    count_exact: bool = True
     offset: int
     limit: int
+    next: str | None = Field(None, description="pass as `after` for the next page (the same time at any depth); "
+                                               "null on the last page")
 
 
 # -- results ---------------------------------------------------------------------------------------------------

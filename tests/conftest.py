@@ -5,9 +5,12 @@ models are the `tiny` preset's random-init ones, and S3 is moto's server (as s3f
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import shutil
 import socket
+import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -15,6 +18,9 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # an open_clip hub tag must fail at once, never download
+# Caches the code keeps between runs (verified-set markers) go to a folder of this test session, not ~/.cache.
+os.environ["DAD_CACHE_DIR"] = tempfile.mkdtemp(prefix="dad-test-cache-")
+atexit.register(shutil.rmtree, os.environ["DAD_CACHE_DIR"], ignore_errors=True)
 
 S3_BUCKET = "dad-test"
 IMAGE_FOLDER_CLASSES = ("n01440764", "n01443537", "n02123045")  # ImageNet wnids: tench, goldfish, tabby cat

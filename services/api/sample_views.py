@@ -42,9 +42,9 @@ def _brief(row: Sample, names: list[str]) -> SampleBrief:
                        top5=[TopK(label=c, name=_name(names, c), probability=p) for c, p in row.top5])
 
 
-def samples_page(session: Session, s: SampleSet, rows: list[Sample], count: int, offset: int,
-                 limit: int) -> SamplesPublic:
+def samples_page(session: Session, s: SampleSet, page: crud.SamplePage, offset: int, limit: int) -> SamplesPublic:
     """A page of rows, each with its source item's other rows (clean <-> adversarial) and image URLs."""
+    rows = page.rows
     pairs = crud.siblings(session, s.id, [r.source_id for r in rows])
     data = []
     for row in rows:
@@ -55,4 +55,5 @@ def samples_page(session: Session, s: SampleSet, rows: list[Sample], count: int,
         data.append(SamplePublic(**_brief(row, s.class_names).model_dump(), set_id=s.id, source_id=row.source_id,
                                  label=row.label, class_name=_name(s.class_names, row.label), images=images,
                                  pair=_brief(other, s.class_names) if other else None))
-    return SamplesPublic(data=data, count=count, offset=offset, limit=limit)
+    return SamplesPublic(data=data, count=page.count, count_exact=page.count_exact, offset=offset, limit=limit,
+                         next=page.next)

@@ -1,15 +1,18 @@
 """Catalog access: every query the routes and the sync need, and nothing else touches the tables."""
 from __future__ import annotations
 
+import json
+from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Iterable, Sequence
 
-from sqlalchemy import case, delete, func, select
+from sqlalchemy import case, delete, func, select, text, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from schemas.api import TERMINAL_STATUSES
-from services.api.catalog.models import Result, Run, Sample, SampleSet
+from services.api.catalog.models import Result, Run, Sample, SampleCount, SampleSet
 
 
 def utcnow() -> datetime:
@@ -72,74 +75,200 @@ def set_run_status(session: Session, run: Run, status: str, message: str = "", s
 
 # -- sample sets --------------------------------------------------------------------------------------------
 def get_sample_set(session: Session, set_id: str) -> SampleSet | None:
-    return session.get(SampleSet, set_id)
+    """The set if it is completely indexed (a set being (re)indexed is hidden)."""
+    s = session.get(SampleSet, set_id)
+    return s if s is not None and s.ready else None
 
 
 def list_sample_sets(session: Session, offset: int = 0, limit: int = 50) -> tuple[list[SampleSet], int]:
-    count = session.scalar(select(func.count()).select_from(SampleSet))
-    rows = session.scalars(select(SampleSet).order_by(SampleSet.created_at.desc(), SampleSet.id)
-                           .offset(offset).limit(limit)).all()
+    count = session.scalar(select(func.count()).select_from(SampleSet).where(SampleSet.ready))
+    rows = session.scalars(select(SampleSet).where(SampleSet.ready)
+                           .order_by(SampleSet.created_at.desc(), SampleSet.id).offset(offset).limit(limit)).all()
     return list(rows), int(count or 0)
 
 
 def sample_set_versions(session: Session) -> dict[str, str]:
-    """{set id: manifest sha256} of every indexed set (what the sync compares the store against)."""
-    return dict(session.execute(select(SampleSet.id, SampleSet.manifest_sha256)).tuples().all())
+    """{set id: manifest sha256} of every completely indexed set (what the sync compares the store against)."""
+    return dict(session.execute(select(SampleSet.id, SampleSet.manifest_sha256).where(SampleSet.ready)).tuples().all())
 
 
-def replace_sample_set(session: Session, sample_set: SampleSet, row_chunks: Iterable[Sequence[dict]]) -> None:
-    """Write a set and all its rows in one transaction: readers see the old index or the new, never half."""
-    session.execute(delete(Sample).where(Sample.set_id == sample_set.id))
-    session.execute(delete(SampleSet).where(SampleSet.id == sample_set.id))
+# Rows per transaction when a set is (re)indexed: the write lock is held for about a second at a time.
+INGEST_CHUNK_ROWS = 20_000
+
+
+def replace_sample_set(session: Session, sample_set: SampleSet, row_chunks: Iterable[Sequence[dict]],
+                       chunk_rows: int = INGEST_CHUNK_ROWS) -> None:
+    """Write a set, all its rows and their counts per (class, kind, accepted) in short transactions, so the
+    API's own writes (runs, statuses) never wait behind a million-row ingest. The set stays hidden
+    (`ready` false) until its last row is in: readers see the old index, then none, then the new, never half.
+    If writing fails, the partial rows are removed and the error raised."""
+    _remove_sample_set(session, sample_set.id, chunk_rows)
+    sample_set.ready = False
     session.add(sample_set)
-    session.flush()
-    count = 0
-    for rows in row_chunks:
-        if rows:
-            session.execute(Sample.__table__.insert(), list(rows))
-            count += len(rows)
-    sample_set.num_rows = count
+    session.commit()
+    try:
+        count, pending, counts = 0, 0, Counter()
+        for rows in row_chunks:
+            if rows:
+                _insert_samples(session, rows)
+                count += len(rows)
+                pending += len(rows)
+                counts.update((r["label"], r["kind"], r["accepted"]) for r in rows)
+            if pending >= chunk_rows:
+                session.commit()
+                pending = 0
+        if counts:
+            session.execute(SampleCount.__table__.insert(), [
+                {"set_id": sample_set.id, "label": label, "kind": kind, "accepted": accepted, "n": n}
+                for (label, kind, accepted), n in counts.items()])
+        sample_set.num_rows = count
+        sample_set.ready = True
+        if session.connection().dialect.name == "postgresql":  # fresh statistics: its planner picks the indexes
+            session.execute(text("ANALYZE samples, sample_counts"))
+        session.commit()
+    except BaseException:
+        session.rollback()
+        _remove_sample_set(session, sample_set.id, chunk_rows)
+        raise
+
+
+_COPY_COLUMNS = [c.name for c in Sample.__table__.columns if c.name != "pk"]
+
+
+def _insert_samples(session: Session, rows: Sequence[dict]) -> None:
+    """Insert rows in the session's transaction; on PostgreSQL by COPY (an INSERT per row costs ~10x more)."""
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        session.execute(Sample.__table__.insert(), list(rows))
+        return
+    with connection.connection.dbapi_connection.cursor() as cursor, \
+            cursor.copy(f"COPY samples ({', '.join(_COPY_COLUMNS)}) FROM STDIN") as copy:
+        for r in rows:
+            copy.write_row([json.dumps(r["top5"]) if c == "top5" else r[c] for c in _COPY_COLUMNS])
+
+
+def _remove_sample_set(session: Session, set_id: str, chunk_rows: int) -> None:
+    """Hide the set, then delete its rows a chunk per transaction, then the set."""
+    session.execute(update(SampleSet).where(SampleSet.id == set_id).values(ready=False))
+    session.execute(delete(SampleCount).where(SampleCount.set_id == set_id))
+    session.commit()
+    while session.execute(delete(Sample).where(Sample.pk.in_(
+            select(Sample.pk).where(Sample.set_id == set_id).limit(chunk_rows)))).rowcount:
+        session.commit()
+    session.execute(delete(SampleSet).where(SampleSet.id == set_id))
     session.commit()
 
 
 def per_class_statistics(session: Session, set_id: str) -> list[tuple[int, int, int]]:
-    """(label, items, accepted adversarial) per class, from the adversarial rows."""
-    query = (select(Sample.label, func.count(), func.sum(case((Sample.accepted, 1), else_=0)))
-             .where(Sample.set_id == set_id, Sample.kind == "adversarial")
-             .group_by(Sample.label).order_by(Sample.label))
+    """(label, items, accepted adversarial) per class, from the counts made at ingest (not the rows)."""
+    query = (select(SampleCount.label, func.sum(SampleCount.n),
+                    func.sum(case((SampleCount.accepted, SampleCount.n), else_=0)))
+             .where(SampleCount.set_id == set_id, SampleCount.kind == "adversarial")
+             .group_by(SampleCount.label).order_by(SampleCount.label))
     return [(int(label), int(n), int(acc or 0)) for label, n, acc in session.execute(query).all()]
 
 
 def stored_kinds(session: Session, set_id: str) -> list[str]:
-    return list(session.scalars(select(Sample.kind).where(Sample.set_id == set_id).distinct()).all())
+    return list(session.scalars(select(SampleCount.kind).where(SampleCount.set_id == set_id).distinct()).all())
 
 
 # -- samples ----------------------------------------------------------------------------------------------------
+# Each order ends in position, so (order columns) is unique within a set and a page starts right after the
+# previous page's last row (keyset): an index range read at any depth. "-confidence" runs the confidence
+# index backwards, ties included (position down), so one row-value comparison selects the rest.
 SAMPLE_ORDERS = {"stored": (Sample.position,), "confidence": (Sample.confidence, Sample.position),
-                 "-confidence": (Sample.confidence.desc(), Sample.position)}
+                 "-confidence": (Sample.confidence.desc(), Sample.position.desc())}
+_ORDER_KEYS = {"stored": (Sample.position,), "confidence": (Sample.confidence, Sample.position),
+               "-confidence": (Sample.confidence, Sample.position)}
+# Totals of filters the counts table cannot answer (confidence range, source search) stop counting here.
+COUNT_CAP = 10_000
+
+
+@dataclass
+class SamplePage:
+    rows: list[Sample]
+    count: int                 # rows matching the filters (at most COUNT_CAP when not exact)
+    count_exact: bool
+    next: str | None           # cursor of the page after this one (`after`); None on the last page
+
+
+CURSOR_PATTERN = r"^-?[0-9]{1,20}(\.[0-9]{1,20})?([eE][-+]?[0-9]{1,3})?:-?[0-9]{1,18}$"
+
+
+def page_cursor(order: str, row: Sample) -> str:
+    """The `after` value that continues after `row`: "<confidence>:<position>" (stored order reads the position)."""
+    return f"{row.confidence!r}:{row.position}"
+
+
+def parse_cursor(order: str, after: str) -> tuple:
+    """The keyset values of a cursor (CURSOR_PATTERN) for `order`; ValueError naming `after` if it is not one."""
+    head, _, tail = after.partition(":")
+    try:
+        confidence, position = float(head), int(tail)
+    except ValueError:
+        raise ValueError(f"after: {after!r} is not a page cursor (pass the previous page's 'next')") from None
+    if abs(confidence) == float("inf"):
+        confidence = float.fromhex("0x1.fffffffffffffp+1023") * (1 if confidence > 0 else -1)
+    return (position,) if order == "stored" else (confidence, position)
 
 
 def list_samples(session: Session, set_id: str, label: int | None = None, kind: str | None = None,
                  accepted: bool | None = None, min_confidence: float | None = None,
                  max_confidence: float | None = None, offset: int = 0, limit: int = 100,
-                 source: str | None = None, order: str = "stored") -> tuple[list[Sample], int]:
-    """A page of a set's rows; `source` is a substring of the source item's path, `order` a SAMPLE_ORDERS key."""
-    query = select(Sample).where(Sample.set_id == set_id)
-    if source:
-        query = query.where(Sample.source_id.contains(source, autoescape=True))
+                 source: str | None = None, order: str = "stored", after: str | None = None) -> SamplePage:
+    """A page of a set's rows; `source` is a substring of the source item's path, `order` a SAMPLE_ORDERS key.
+
+    `after` (a previous page's `next`) continues by keyset, in time independent of depth; `offset` skips rows
+    by walking an index (linear in the offset, except in stored order without filters, where it is a seek).
+    """
+    if accepted is not None and kind is None:
+        kind = "adversarial"  # only adversarial rows carry a verdict (null elsewhere): same rows, narrower index
+    where = [Sample.set_id == set_id]
     if label is not None:
-        query = query.where(Sample.label == label)
+        where.append(Sample.label == label)
     if kind is not None:
-        query = query.where(Sample.kind == kind)
+        where.append(Sample.kind == kind)
     if accepted is not None:
-        query = query.where(Sample.accepted == accepted)
+        where.append(Sample.accepted == accepted)
+    scanning = [Sample.source_id.contains(source, autoescape=True)] if source else []
     if min_confidence is not None:
-        query = query.where(Sample.confidence >= min_confidence)
+        scanning.append(Sample.confidence >= min_confidence)
     if max_confidence is not None:
-        query = query.where(Sample.confidence <= max_confidence)
-    count = session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = session.scalars(query.order_by(*SAMPLE_ORDERS[order]).offset(offset).limit(limit)).all()
-    return list(rows), int(count or 0)
+        scanning.append(Sample.confidence <= max_confidence)
+    count, exact = _count(session, set_id, label, kind, accepted, where + scanning)
+    page = where + scanning
+    sort, keys = SAMPLE_ORDERS[order], _ORDER_KEYS[order]
+    if label is not None:  # "+ 0": no index serves the order, so the class's index picks its (few) rows to sort
+        sort = tuple(c.desc() for c in (Sample.confidence + 0, Sample.position + 0)) if order == "-confidence" else \
+            tuple(c + 0 for c in _ORDER_KEYS[order])
+        keys = tuple(c + 0 for c in keys)
+    if after is not None:
+        keys, values = tuple_(*keys), tuple_(*parse_cursor(order, after))
+        page.append(keys < values if order == "-confidence" else keys > values)
+        offset = 0
+    elif offset and order == "stored" and len(page) == 1:
+        page.append(Sample.position >= offset)  # positions are 0..rows-1 in a set: the offset is a seek
+        offset = 0
+    query = select(Sample).where(*page).order_by(*sort)
+    if offset:  # skip along the index (row ids only), then read just the page's rows
+        pks = select(Sample.pk).where(*page).order_by(*sort).offset(offset).limit(limit)
+        query = select(Sample).where(Sample.pk.in_(pks)).order_by(*sort)
+    rows = list(session.scalars(query.limit(limit)).all())
+    return SamplePage(rows, count, exact, page_cursor(order, rows[-1]) if len(rows) == limit else None)
+
+
+def _count(session: Session, set_id: str, label: int | None, kind: str | None, accepted: bool | None,
+           where: list) -> tuple[int, bool]:
+    """(rows matching, exact?): from the counts table when it can answer, else counted up to COUNT_CAP."""
+    if len(where) == 1 + sum(x is not None for x in (label, kind, accepted)):
+        query = select(func.coalesce(func.sum(SampleCount.n), 0)).where(SampleCount.set_id == set_id)
+        for column, value in ((SampleCount.label, label), (SampleCount.kind, kind), (SampleCount.accepted, accepted)):
+            if value is not None:
+                query = query.where(column == value)
+        return int(session.scalar(query)), True
+    n = int(session.scalar(select(func.count()).select_from(
+        select(Sample.pk).where(*where).limit(COUNT_CAP + 1).subquery())) or 0)
+    return min(n, COUNT_CAP), n <= COUNT_CAP
 
 
 def get_sample(session: Session, sample_id: str) -> Sample | None:
@@ -176,6 +305,6 @@ def result_run_ids(session: Session) -> set[str]:
 
 def clear(session: Session) -> None:
     """Empty every table (before a rebuild from the store)."""
-    for table in (Sample, Result, SampleSet, Run):
+    for table in (Sample, SampleCount, Result, SampleSet, Run):
         session.execute(delete(table))
     session.commit()

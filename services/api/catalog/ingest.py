@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import shlex
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,12 +29,27 @@ _INDEX_COLUMNS = [ss.COL_SAMPLE_ID, ss.COL_SOURCE_ID, ss.COL_LABEL, ss.COL_KIND,
 
 
 def top_k(logits: np.ndarray, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
-    """(indices, softmax probabilities) of the k largest logits per row; logits (N, K) -> (N, k), (N, k)."""
+    """(indices, softmax probabilities) of the k largest logits per row; logits (N, K) -> (N, k), (N, k).
+
+    Ties go to the lower class index (a stable sort's order), in O(K) per row: the k largest are picked by a
+    partition, only they are sorted, and a row with a tie across the k-th place takes the full sort.
+    """
     logits = logits.astype(np.float32)
     probs = np.exp(logits - logits.max(axis=1, keepdims=True))
     probs /= probs.sum(axis=1, keepdims=True)
-    k = min(k, logits.shape[1])
-    idx = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+    n, width = probs.shape
+    k = min(k, width)
+    if k == 0 or n == 0:
+        return np.zeros((n, k), np.int64), np.zeros((n, k), np.float32)
+    kth = -np.partition(-probs, k - 1, axis=1)[:, k - 1:k]            # (N, 1) the k-th largest value
+    chosen = probs >= kth
+    exact = chosen.sum(axis=1) == k                                      # no tie across the k-th place
+    idx = np.empty((n, k), np.int64)
+    cand = np.nonzero(chosen[exact])[1].reshape(-1, k)                   # ascending class index per row
+    order = np.argsort(-np.take_along_axis(probs[exact], cand, axis=1), axis=1, kind="stable")
+    idx[exact] = np.take_along_axis(cand, order, axis=1)
+    if not exact.all():
+        idx[~exact] = np.argsort(-probs[~exact], axis=1, kind="stable")[:, :k]
     return idx, np.take_along_axis(probs, idx, axis=1)
 
 
@@ -84,15 +100,26 @@ def index_sample_set(session: Session, store: Store, set_id: str, run_id: str | 
         class_names=list(cfg.class_names), shards=shard_paths, num_rows=manifest.num_rows,
         has_discretized=False, indexed_at=crud.utcnow())
 
-    def shard_rows():  # one shard in memory at a time: a paper-scale set has millions of rows
-        position = 0
-        for shard_index, path in enumerate(paths):
-            with store.fs.open(path, "rb") as f:
-                table = pq.read_table(f, columns=_INDEX_COLUMNS)
-            rows = _shard_rows(table, set_id, shard_index, position)
-            position += len(rows)
-            sample_set.has_discretized |= any(r["kind"] == "discretized" for r in rows)
-            yield rows
+    starts = np.concatenate([[0], np.cumsum([sh.num_rows for sh in manifest.shards])]).tolist()
+
+    def load(shard_index: int) -> list[dict]:
+        with store.fs.open(paths[shard_index], "rb") as f:
+            table = pq.read_table(f, columns=_INDEX_COLUMNS)
+        if table.num_rows != manifest.shards[shard_index].num_rows:
+            raise ValueError(f"shard {shard_paths[shard_index]} of sample set {set_id!r} has {table.num_rows} rows, "
+                             f"its manifest says {manifest.shards[shard_index].num_rows}")
+        return _shard_rows(table, set_id, shard_index, starts[shard_index])
+
+    def shard_rows():
+        """Shard by shard (at most two in memory: a paper-scale set has millions of rows); the next shard is
+        read and decoded in a thread while this one is inserted (Parquet and numpy release the GIL)."""
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            ahead = pool.submit(load, 0) if paths else None
+            for shard_index in range(len(paths)):
+                rows = ahead.result()
+                ahead = pool.submit(load, shard_index + 1) if shard_index + 1 < len(paths) else None
+                sample_set.has_discretized |= any(r["kind"] == "discretized" for r in rows)
+                yield rows
 
     crud.replace_sample_set(session, sample_set, shard_rows())
     return sample_set

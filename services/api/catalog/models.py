@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, true, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -65,6 +65,8 @@ class SampleSet(Base):
     num_rows: Mapped[int] = mapped_column(Integer)
     has_discretized: Mapped[bool] = mapped_column(Boolean, default=False)  # Q(x) rows stored
     indexed_at: Mapped[datetime] = mapped_column()
+    # False while its rows are written in short transactions (crud.replace_sample_set): hidden until complete.
+    ready: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
 
 class Sample(Base):
@@ -73,11 +75,15 @@ class Sample(Base):
     __tablename__ = "samples"
     __table_args__ = (
         UniqueConstraint("set_id", "sample_id"),
-        # The browser pages through a set in stored order, optionally by kind and class.
+        # Every page the browser asks for is an index range read (keyset on the order's columns, ending in
+        # position), never a sort of the set: one index per (filter prefix, order) it offers.
+        Index("ix_samples_position", "set_id", "position"),
         Index("ix_samples_order", "set_id", "kind", "position"),
+        Index("ix_samples_accepted", "set_id", "kind", "accepted", "position"),
         Index("ix_samples_class", "set_id", "label", "kind", "position"),
         Index("ix_samples_pair", "set_id", "source_id"),
-        Index("ix_samples_confidence", "set_id", "kind", "confidence"),  # the browser's sort by confidence
+        Index("ix_samples_confidence", "set_id", "kind", "confidence", "position"),
+        Index("ix_samples_confidence_all", "set_id", "confidence", "position"),
     )
 
     pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -93,6 +99,21 @@ class Sample(Base):
     confidence: Mapped[float] = mapped_column(Float)
     accepted: Mapped[bool | None] = mapped_column(Boolean, nullable=True)  # adversarial rows only (format v2)
     top5: Mapped[list[Any]] = mapped_column()                            # [[class index, probability], ...]
+
+
+class SampleCount(Base):
+    """Rows of a set per (class, kind, accepted), counted once at ingest: the set page's per-class table, its
+    stored kinds and the samples pages' totals read these few rows instead of counting millions."""
+
+    __tablename__ = "sample_counts"
+    __table_args__ = (Index("ix_sample_counts_set", "set_id", "label"),)
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    set_id: Mapped[str] = mapped_column(ForeignKey("sample_sets.id", ondelete="CASCADE"))
+    label: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    accepted: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    n: Mapped[int] = mapped_column(Integer)
 
 
 class Result(Base):

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 
 from schemas.api import SampleSetDetail, SampleSetsPublic, SamplesPublic, is_valid_id
 from services.api.catalog import crud
+from services.api.run_control import ConfigError
 from services.api.deps import (AUTH_RESPONSES, DECIMAL, DIGITS, MAX_QUERY_INT, Offset, SessionDep,
                                require_read_token)
 from services.api.sample_views import sample_set_detail, sample_set_public, samples_page
@@ -52,10 +53,16 @@ def list_samples(session: SessionDep, set_id: str,
                                                      description="substring of the source path (source_id)")] = None,
                  order: Annotated[Literal["stored", "confidence", "-confidence"],
                                   Query(description="stored order, or teacher confidence up / down (-)")] = "stored",
+                 after: Annotated[str | None, Query(min_length=3, max_length=70, pattern=crud.CURSOR_PATTERN,
+                                                    description="the previous page's `next`: continues after it "
+                                                                "(offset is then ignored)")] = None,
                  ) -> SamplesPublic:
     """Rows of the set (stored order unless `order` says otherwise); each carries its pair (clean <->
-    adversarial) and image URLs."""
+    adversarial) and image URLs. Page on with `after` = the response's `next`: any depth costs the same."""
     s = _get(session, set_id)
-    rows, count = crud.list_samples(session, s.id, label, kind, accepted, min_confidence, max_confidence, offset, limit,
-                                    source=source, order=order)
-    return samples_page(session, s, rows, count, offset, limit)
+    try:
+        page = crud.list_samples(session, s.id, label, kind, accepted, min_confidence, max_confidence, offset, limit,
+                                 source=source, order=order, after=after)
+    except ValueError as e:  # a cursor of another order, or no cursor at all: a 422 shaped like FastAPI's own
+        raise ConfigError(("query", "after"), str(e)) from None
+    return samples_page(session, s, page, offset, limit)

@@ -31,6 +31,8 @@ def get_image(request: Request, session: SessionDep, sample_id: str,
             raise HTTPException(status_code=404, detail=f"this sample set does not store the {_NAMES.get(variant, variant)} "
                                                         "image of this item")
     sample_set = crud.get_sample_set(session, sample.set_id)
+    if sample_set is None:  # its set is being (re)indexed
+        raise HTTPException(status_code=404, detail=f"no sample with id {sample_id!r}")
     try:
         data = request.app.state.images.read(sample.set_id, sample_set.shards[sample.shard], sample.row,
                                              sample.sample_id)

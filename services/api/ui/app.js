@@ -190,16 +190,26 @@ async function setPage(id, params) {
   const s = await api(`/sample-sets/${encodeURIComponent(id)}`);
   const perPage = Math.min(500, Math.max(1, parseInt(params.get("per_page") || PAGE_SIZE, 10)));
   const page = Math.max(1, parseInt(params.get("page") || "1", 10));
-  const q = new URLSearchParams({ offset: (page - 1) * perPage, limit: perPage, kind: params.get("kind") || "adversarial" });
+  // Next continues from the previous page's cursor (`after`: the same cost at any depth of a million-row set);
+  // a page number alone (a link, Prev) is an offset.
+  const q = new URLSearchParams({ limit: perPage, kind: params.get("kind") || "adversarial" });
+  if (params.get("after")) q.set("after", params.get("after")); else q.set("offset", (page - 1) * perPage);
   for (const k of ["class", "min_confidence", "max_confidence", "order", "source"]) if (params.get(k)) q.set(k, params.get(k));
   if (params.get("accepted") && q.get("kind") === "adversarial") q.set("accepted", params.get("accepted"));  // null on x, Q(x)
   const samples = await api(`/sample-sets/${encodeURIComponent(id)}/samples?${q}`);
   const pages = Math.max(1, Math.ceil(samples.count / perPage));
-  const toPage = (p) => { const next = new URLSearchParams(params); next.set("page", p); go(["sets", id], next); };
+  const toPage = (p, after) => {
+    const next = new URLSearchParams(params);
+    next.set("page", p);
+    if (after) next.set("after", after); else next.delete("after");
+    go(["sets", id], next);
+  };
+  const total = samples.count_exact ? `${samples.count}` : `${samples.count}+`;
   const pager = () => h("div", { class: "pager" },
     h("button", { disabled: page <= 1, "data-action": "prev", onclick: () => toPage(page - 1) }, "‹ Prev"),
-    h("span", { class: "page-info" }, `page ${page} of ${pages} · ${samples.count} samples`),
-    h("button", { disabled: page >= pages, "data-action": "next", onclick: () => toPage(page + 1) }, "Next ›"));
+    h("span", { class: "page-info" }, `page ${page} of ${samples.count_exact ? pages : `${pages}+`} · ${total} samples`),
+    h("button", { disabled: !samples.next || (samples.count_exact && page >= pages), "data-action": "next",
+                  onclick: () => toPage(page + 1, samples.next) }, "Next ›"));
   return [h("h1", {}, `Sample set ${s.id}`), lineagePanel(s), filtersForm(s, params), pager(),
     h("div", { class: "grid", id: "samples" }, samples.data.map(tile)),
     samples.count ? pager() : h("p", { class: "muted" }, "No sample matches these filters.")];

@@ -153,3 +153,26 @@ def test_migration_0002_makes_accepted_per_kind_in_an_existing_catalog(tmp_path)
     with engine.begin() as conn:
         got = dict(conn.execute(text("SELECT kind, accepted FROM samples")).all())
     assert got == {"clean": None, "discretized": None, "adversarial": 0}
+
+
+def test_migration_0003_keeps_the_rows_and_counts_indexed_sets(tmp_path):
+    """An existing catalog keeps every row, its sets stay visible, and their counts are made once."""
+    from sqlalchemy import text
+
+    from services.api.catalog import crud
+    from services.api.catalog.db import session_factory
+
+    engine = create_catalog_engine(f"sqlite:///{tmp_path}/old.db")
+    migrate(engine, "0002")
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO sample_sets VALUES ('s', 'u', 'h', '2026-01-01', 'tiny', '{}', '{}', '[]', "
+                          "'[]', 3, 0, '2026-01-01')"))
+        for i, (kind, accepted) in enumerate((("clean", None), ("adversarial", 1), ("adversarial", 0))):
+            conn.execute(text("INSERT INTO samples (set_id, sample_id, source_id, position, shard, row, kind, label, "
+                              "prediction, confidence, accepted, top5) VALUES ('s', :id, 'a', :i, 0, :i, :kind, 0, 0, "
+                              "0.5, :acc, '[]')"), {"id": f"id{i}", "i": i, "kind": kind, "acc": accepted})
+    migrate(engine)
+    with session_factory(engine)() as session:
+        assert crud.get_sample_set(session, "s") is not None
+        assert crud.per_class_statistics(session, "s") == [(0, 2, 1)]
+        assert crud.list_samples(session, "s").count == 3

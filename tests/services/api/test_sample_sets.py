@@ -119,3 +119,16 @@ def test_a_set_written_in_format_v1_is_indexed_with_accepted_per_kind(make_clien
     assert len(rows) == 12
     assert all(r["accepted"] is None for r in rows if r["kind"] != "adversarial")  # v1 stored true / Q(x) verdicts
     assert [r["accepted"] for r in rows if r["kind"] == "adversarial"] == [True, False, True, False]
+
+
+def test_pages_continue_by_cursor_and_a_bad_cursor_is_a_422_naming_after(client):
+    get = lambda **q: client.get("/sample-sets/synthetic/samples", params=q)  # noqa: E731
+    first = get(kind="adversarial", order="-confidence", limit=5).json()
+    second = get(kind="adversarial", order="-confidence", limit=5, after=first["next"]).json()
+    by_offset = get(kind="adversarial", order="-confidence", limit=5, offset=5).json()
+    assert [s["id"] for s in second["data"]] == [s["id"] for s in by_offset["data"]] and second["count"] == 12
+    last = get(kind="adversarial", order="-confidence", limit=5, after=second["next"]).json()
+    assert len(last["data"]) == 2 and last["next"] is None and first["count_exact"]
+    bad = get(order="confidence", after="17")  # not "<confidence>:<position>"
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "after"]
+    assert get(after="0.5:" + "9" * 18).json()["data"] == []  # any well-formed cursor is a place in the set
