@@ -48,10 +48,12 @@ class ChaosConfig:
     shard_size: int = 100
     batch_size: int = 50
     epochs: int = 6
-    steps_per_epoch: int = 15
+    steps_per_epoch: int = 60
     background_slowdown: float = 0.02   # share of requests answered 503 SlowDown all along
+    train: bool = True                  # the training phase (the short test runs generation only)
     disk_full: bool = True
     disk_images: int = 150
+    attack_steps: int | None = None     # slower generation per image, so faults land in a small run
     num_cpus: int = 2
 
     def __post_init__(self) -> None:
@@ -147,6 +149,7 @@ def generate_argv(cfg: ChaosConfig, source: Path, out: str, name: str, endpoint:
     argv = [sys.executable, "-m", "services.generator", "--source", str(source), "--out", out, "--name", name,
             "--preset", "tiny", "--shard-size", str(cfg.shard_size), "--batch-size", str(cfg.batch_size),
             "--num-cpus", str(cfg.num_cpus), "--cpus-per-actor", "1", "--num-actors", "1", "--no-progress"]
+    argv += ["--set", f"attack.steps={cfg.attack_steps}"] if cfg.attack_steps else []
     return argv + (["--storage-option", f"endpoint_url={endpoint}"] if endpoint else [])
 
 
@@ -189,13 +192,12 @@ def _fire(world: S3World, cfg: ChaosConfig, rng_pick):
 
 
 # -- comparisons ---------------------------------------------------------------------------------------------
-_VOLATILE = {"created_at", "timings", "code_version"}
+_VOLATILE = {"created_at", "timings", "code_version"}  # and each shard's file name (a token per attempt)
 
 
 def manifest_core(manifest: dict) -> dict:
     """The manifest without what legitimately differs between two runs: times, run count, shard file tokens."""
     core = {k: v for k, v in manifest.items() if k not in _VOLATILE}
-    core["config"] = {k: v for k, v in manifest["config"].items() if k != "started_at"}
     core["shards"] = [{k: v for k, v in s.items() if k != "path"} for s in manifest["shards"]]
     return core
 
@@ -279,21 +281,21 @@ def run_rehearsal(cfg: ChaosConfig) -> Report:
     deadline = time.monotonic() + cfg.duration_s
     try:
         world.proxy.set_rates(slowdown=cfg.background_slowdown)
-        sets = "store/sample-sets"
+        sets = "store/sample-sets"  # baseline/set and chaos/set: same name, so the manifests may be equal
         # 1. generation: fault-free, then under faults
         stop, commits = threading.Event(), []
-        watcher = threading.Thread(target=_watch, args=(world, f"{sets}/baseline/_commits/", stop, commits), daemon=True)
+        watcher = threading.Thread(target=_watch, args=(world, f"{sets}/baseline/set/_commits/", stop, commits), daemon=True)
         watcher.start()
-        rc, base_s = _run_plain("generate-baseline", generate_argv(cfg, source, f"s3://{BUCKET}/{sets}", "baseline",
+        rc, base_s = _run_plain("generate-baseline", generate_argv(cfg, source, f"s3://{BUCKET}/{sets}/baseline", "set",
                                                                    world.endpoint), logs)
         stop.set()
         if rc != 0:
             raise RuntimeError(f"the fault-free generation failed (exit {rc}): see {logs}/generate-baseline.log")
         step_s = _median_gap(commits)
         shards = -(-cfg.images // cfg.shard_size)
-        gen_job = JobRun("generate-chaos", generate_argv(cfg, source, f"s3://{BUCKET}/{sets}", "chaos", world.endpoint),
+        gen_job = JobRun("generate-chaos", generate_argv(cfg, source, f"s3://{BUCKET}/{sets}/chaos", "set", world.endpoint),
                          job_env(), REPO, logs)
-        progress = lambda: (n / shards) if (n := world.count(f"{sets}/chaos/_commits/")) is not None else None
+        progress = lambda: (n / shards) if (n := world.count(f"{sets}/chaos/set/_commits/")) is not None else None
         inj = Injector("generate", gen_job, plan_faults(GENERATE_KINDS, cfg.generate_faults, cfg.seed), progress,
                        _fire(world, cfg, rng.choice), step_s, deadline)
         t0 = time.monotonic()
@@ -303,15 +305,16 @@ def run_rehearsal(cfg: ChaosConfig) -> Report:
         report.phases["generate"] = {"baseline_wall_s": base_s, "chaos_wall_s": round(time.monotonic() - t0, 2),
                                      "succeeded": ok, "attempts": gen_job.attempts, "shard_step_s": round(step_s, 2)}
         if ok:
-            report.phases["generate"]["compare"] = compare_sets(f"s3://{BUCKET}/{sets}/baseline", f"s3://{BUCKET}/{sets}/chaos", storage)
+            report.phases["generate"]["compare"] = compare_sets(f"s3://{BUCKET}/{sets}/baseline/set",
+                                                                   f"s3://{BUCKET}/{sets}/chaos/set", storage)
         # 2. training: fault-free, then under faults (each on its own set: identical sets give identical models)
-        if ok:
+        if ok and cfg.train:
             runs = f"s3://{BUCKET}/store/runs"
             rc, base_s = _run_plain("train-baseline", train_argv(
-                cfg, source, f"s3://{BUCKET}/{sets}/baseline/manifest.json", f"{runs}/baseline", world.endpoint), logs)
+                cfg, source, f"s3://{BUCKET}/{sets}/baseline/set/manifest.json", f"{runs}/baseline", world.endpoint), logs)
             if rc != 0:
                 raise RuntimeError(f"the fault-free training failed (exit {rc}): see {logs}/train-baseline.log")
-            train_job = JobRun("train-chaos", train_argv(cfg, source, f"s3://{BUCKET}/{sets}/chaos/manifest.json",
+            train_job = JobRun("train-chaos", train_argv(cfg, source, f"s3://{BUCKET}/{sets}/chaos/set/manifest.json",
                                                          f"{runs}/chaos", world.endpoint), job_env(), REPO, logs)
             progress = lambda: _train_progress(world, "store/runs/chaos", cfg.epochs, cfg.steps_per_epoch)
             faults = plan_faults(TRAIN_KINDS, cfg.train_faults, cfg.seed + 2, max_threshold=0.5)
