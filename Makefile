@@ -7,7 +7,7 @@ PIP    := $(VENV)/bin/pip
 export HF_HUB_OFFLINE := 1
 
 .PHONY: help install system-deps lock test test-all demo bench bench-generator bench-generator-gpu bench-trainer bench-trainer-gpu \
-        bench-views evaluate eval-table fuzz-api serve catalog-rebuild experiment-pacs experiment-pacs-views image image-cpu deploy-check deploy-test clean
+        bench-views chaos evaluate eval-table fuzz-api serve catalog-rebuild experiment-pacs experiment-pacs-views image image-cpu deploy-check deploy-test clean
 STORE ?= out/store
 IMAGE ?= dad:0.1.0
 
@@ -68,6 +68,12 @@ bench-trainer-gpu:  ## the same on a GPU: resnet50 at 224 px, bf16, channels_las
 
 bench-views:  ## generator cost of stored views: ms and bytes per sample for K = 0, 4, 8 views, as ratios (tiny preset, CPU)
 	$(PY) benchmarks/views_generation.py --views 0,4,8 --limit 128 --json benchmarks/results/views_generation.json
+
+CHAOS_IMAGES ?= 10000
+CHAOS_SEED ?= 0
+chaos:  ## chaos rehearsal on a local S3 server: generate + train under seeded kills, S3 restarts/503s/resets, a full disk; report in out/chaos (~25 min on 2 cores)
+	$(PY) -m services.chaos --out out/chaos --images $(CHAOS_IMAGES) --seed $(CHAOS_SEED) $(ARGS)
+	$(PY) -m pytest tests/services/chaos -q -m slow
 
 evaluate:  ## score a model on robustness suites: make evaluate MODEL=out/store/runs/r1 SUITES=imagenet-val,imagenet-a DATA=/data OUT=out/eval
 	$(PY) -m services.evaluator --model $(MODEL) --suites $(SUITES) --data-root $(DATA) --out $(OUT)

@@ -53,6 +53,7 @@ def disk_full_phase(cfg, logs: Path) -> tuple[dict, FaultRecord]:
         phase.update(first_exit=rc1, first_wall_s=s1, error_line=error_lines[-1] if error_lines else None,
                      error_names_store=bool(error_lines) and store in error_lines[-1],
                      error_says_no_space=bool(error_lines) and "no space left" in error_lines[-1].lower(),
+                     error_lines=len(error_lines),
                      manifest_after_failure=(mnt / "set" / "manifest.json").exists(),
                      files_after_failure=len(_files(mnt / "set")) if (mnt / "set").exists() else 0,
                      temp_files_after_failure=[f for f in _files(mnt) if ".tmp-" in f])

@@ -54,6 +54,7 @@ class ChaosConfig:
     disk_full: bool = True
     disk_images: int = 150
     attack_steps: int | None = None     # slower generation per image, so faults land in a small run
+    fault_delay_s: tuple[float, float] = (1.0, 6.0)  # a fault waits this long (drawn) after the last recovered
     num_cpus: int = 2
 
     def __post_init__(self) -> None:
@@ -296,7 +297,7 @@ def run_rehearsal(cfg: ChaosConfig) -> Report:
         gen_job = JobRun("generate-chaos", generate_argv(cfg, source, f"s3://{BUCKET}/{sets}/chaos", "set", world.endpoint),
                          job_env(), REPO, logs)
         progress = lambda: (n / shards) if (n := world.count(f"{sets}/chaos/set/_commits/")) is not None else None
-        inj = Injector("generate", gen_job, plan_faults(GENERATE_KINDS, cfg.generate_faults, cfg.seed), progress,
+        inj = Injector("generate", gen_job, plan_faults(GENERATE_KINDS, cfg.generate_faults, cfg.seed, 0.85, *cfg.fault_delay_s), progress,
                        _fire(world, cfg, rng.choice), step_s, deadline)
         t0 = time.monotonic()
         ok = inj.run()
@@ -317,7 +318,7 @@ def run_rehearsal(cfg: ChaosConfig) -> Report:
             train_job = JobRun("train-chaos", train_argv(cfg, source, f"s3://{BUCKET}/{sets}/chaos/set/manifest.json",
                                                          f"{runs}/chaos", world.endpoint), job_env(), REPO, logs)
             progress = lambda: _train_progress(world, "store/runs/chaos", cfg.epochs, cfg.steps_per_epoch)
-            faults = plan_faults(TRAIN_KINDS, cfg.train_faults, cfg.seed + 2, max_threshold=0.5)
+            faults = plan_faults(TRAIN_KINDS, cfg.train_faults, cfg.seed + 2, 0.5, *cfg.fault_delay_s)
             inj = Injector("train", train_job, faults, progress, _fire(world, cfg, rng.choice),
                            base_s / cfg.epochs, deadline)
             t0 = time.monotonic()
