@@ -18,6 +18,7 @@ from typing import Callable
 
 GENERATE_KINDS = ("actor_kill", "driver_kill", "s3_restart", "s3_slowdown", "s3_reset")
 TRAIN_KINDS = ("train_worker_kill", "train_driver_kill", "s3_slowdown", "s3_reset")
+LOOKUP_S = 30.0  # a kill with no process to hit gives up after this long (reported as not fired)
 PROCESS_MARKERS = {"actor_kill": b"DADWorker", "train_worker_kill": b"RayTrainWorker"}
 
 
@@ -44,11 +45,16 @@ class FaultRecord:
 
 
 def plan_faults(kinds: tuple[str, ...], count: int, seed: int, max_threshold: float = 0.85,
-                min_delay_s: float = 1.0, max_delay_s: float = 6.0) -> list[Fault]:
-    """`count` faults: every kind at least once (when count allows), the rest drawn; thresholds ascending."""
+                min_delay_s: float = 1.0, max_delay_s: float = 6.0, ordered: bool = False) -> list[Fault]:
+    """`count` faults: every kind at least once (when count allows), the rest drawn; thresholds ascending.
+    `ordered`: the kinds fire in the order given (a short run that must see each), else in a seeded order."""
+    unknown = set(kinds) - set(GENERATE_KINDS) - set(TRAIN_KINDS)
+    if unknown:
+        raise ValueError(f"unknown fault kinds {sorted(unknown)}; known: {sorted({*GENERATE_KINDS, *TRAIN_KINDS})}")
     rng = random.Random(seed)
     chosen = list(kinds[:count]) + [rng.choice(kinds) for _ in range(count - len(kinds))]
-    rng.shuffle(chosen)
+    if not ordered:
+        rng.shuffle(chosen)
     thresholds = sorted(rng.uniform(0.05, max_threshold) for _ in chosen)
     return [Fault(kind, round(t, 3), round(rng.uniform(min_delay_s, max_delay_s), 2),
                   round(rng.uniform(1.0, 3.0) if kind == "s3_restart" else rng.uniform(3.0, 8.0), 2))
@@ -56,13 +62,14 @@ def plan_faults(kinds: tuple[str, ...], count: int, seed: int, max_threshold: fl
 
 
 def group_pids(leader: int, marker: bytes) -> list[int]:
-    """PIDs in the process group of `leader` whose command line contains `marker` (a job's own Ray workers)."""
+    """PIDs in the session of `leader` whose command line contains `marker`: the job's own Ray workers (Ray
+    puts each worker in a process group of its own, but they stay in the driver's session)."""
     pids = []
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
         try:
-            if os.getpgid(int(name)) != leader:
+            if os.getsid(int(name)) != leader:
                 continue
             with open(f"/proc/{name}/cmdline", "rb") as f:
                 if marker in f.read():
@@ -70,6 +77,16 @@ def group_pids(leader: int, marker: bytes) -> list[int]:
         except (OSError, ProcessLookupError):
             continue
     return sorted(pids)
+
+
+def kill_session(leader: int) -> None:
+    """SIGKILL every process of the session `leader` started (the driver, its raylet, and Ray's workers, which
+    sit in process groups of their own)."""
+    for pid in [leader, *group_pids(leader, b"")]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 @dataclass
@@ -97,10 +114,7 @@ class JobRun:
     def kill(self) -> None:
         """SIGKILL the whole job (driver and its Ray), then wait for it."""
         self._killed = True
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        kill_session(self.proc.pid)
         self.proc.wait()
 
     def poll(self) -> int | None:
@@ -108,11 +122,8 @@ class JobRun:
         rc = self.proc.poll()
         if rc is not None and self.attempts[-1]["rc"] is None:
             self.attempts[-1].update(rc=rc, killed=self._killed, wall_s=round(time.monotonic() - self._t0, 2))
-            if not self._killed:  # leftovers of the group (a raylet that outlived the driver) go too
-                try:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            if not self._killed:  # leftovers of the job (a raylet or worker that outlived the driver) go too
+                kill_session(self.proc.pid)
         return rc
 
 
@@ -137,6 +148,7 @@ class Injector:
         open_fault: tuple[FaultRecord, float, float] | None = None   # record, fired at, progress then
         last_recovery = t0
         level = 0.0
+        looking_since: float | None = None
         self.job.start()
         while True:
             now = time.monotonic()
@@ -168,12 +180,15 @@ class Injector:
                 fault = pending[0]
                 try:
                     detail = self.fire(fault, self.job)
-                except LookupError as e:  # nothing to hit yet: try again shortly
+                except LookupError as e:  # nothing to hit yet: try again shortly, for LOOKUP_S at most
+                    looking_since = looking_since or now
                     last_recovery = now - fault.delay_s + 0.5
-                    if now - t0 > 600:
+                    if now - looking_since > LOOKUP_S:
                         pending.pop(0)
                         self.records.append(FaultRecord(self.phase, fault.kind, detail=f"not fired: {e}"))
+                        looking_since = None
                     continue
+                looking_since = None
                 pending.pop(0)
                 rec = FaultRecord(self.phase, fault.kind, round(time.monotonic() - t0, 2), detail)
                 self.records.append(rec)

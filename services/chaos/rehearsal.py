@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from services.chaos.faults import (
-    GENERATE_KINDS, PROCESS_MARKERS, TRAIN_KINDS, Fault, FaultRecord, Injector, JobRun, group_pids, plan_faults,
+    GENERATE_KINDS, PROCESS_MARKERS, TRAIN_KINDS, Fault, FaultRecord, Injector, JobRun, group_pids, kill_session,
+    plan_faults,
 )
 from services.chaos.proxy import FaultyProxy
 from services.chaos.source import make_source
@@ -55,6 +56,8 @@ class ChaosConfig:
     disk_images: int = 150
     attack_steps: int | None = None     # slower generation per image, so faults land in a small run
     fault_delay_s: tuple[float, float] = (1.0, 6.0)  # a fault waits this long (drawn) after the last recovered
+    generate_kinds: tuple[str, ...] = GENERATE_KINDS
+    ordered: bool = False               # fire generate_kinds in the order given (the short test), else seeded order
     num_cpus: int = 2
 
     def __post_init__(self) -> None:
@@ -165,8 +168,10 @@ def train_argv(cfg: ChaosConfig, source: Path, manifest: str, out: str, endpoint
 def _run_plain(name: str, argv: list[str], log_dir: Path) -> tuple[int, float]:
     t0 = time.monotonic()
     with open(log_dir / f"{name}.log", "wb") as f:
-        rc = subprocess.run(argv, cwd=REPO, env=job_env(), stdout=f, stderr=subprocess.STDOUT,
-                            start_new_session=True).returncode
+        proc = subprocess.Popen(argv, cwd=REPO, env=job_env(), stdout=f, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        rc = proc.wait()
+    kill_session(proc.pid)  # what outlived the driver
     return rc, round(time.monotonic() - t0, 2)
 
 
@@ -297,7 +302,8 @@ def run_rehearsal(cfg: ChaosConfig) -> Report:
         gen_job = JobRun("generate-chaos", generate_argv(cfg, source, f"s3://{BUCKET}/{sets}/chaos", "set", world.endpoint),
                          job_env(), REPO, logs)
         progress = lambda: (n / shards) if (n := world.count(f"{sets}/chaos/set/_commits/")) is not None else None
-        inj = Injector("generate", gen_job, plan_faults(GENERATE_KINDS, cfg.generate_faults, cfg.seed, 0.85, *cfg.fault_delay_s), progress,
+        inj = Injector("generate", gen_job, plan_faults(cfg.generate_kinds, cfg.generate_faults, cfg.seed, 0.85,
+                                                          *cfg.fault_delay_s, ordered=cfg.ordered), progress,
                        _fire(world, cfg, rng.choice), step_s, deadline)
         t0 = time.monotonic()
         ok = inj.run()

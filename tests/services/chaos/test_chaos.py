@@ -17,6 +17,9 @@ def test_the_fault_plan_is_seeded_and_tries_every_kind():
     plan = plan_faults(GENERATE_KINDS, 7, seed=3)
     assert plan == plan_faults(GENERATE_KINDS, 7, seed=3) and plan != plan_faults(GENERATE_KINDS, 7, seed=4)
     assert {f.kind for f in plan} == set(GENERATE_KINDS) and len(plan) == 7
+    assert [f.kind for f in plan_faults(GENERATE_KINDS, 5, seed=3, ordered=True)] == list(GENERATE_KINDS)
+    with pytest.raises(ValueError, match="unknown fault kinds"):
+        plan_faults(("actor_kil",), 1, seed=0)
     thresholds = [f.threshold for f in plan]
     assert thresholds == sorted(thresholds) and 0 < thresholds[0] and thresholds[-1] <= 0.85
 
@@ -52,18 +55,19 @@ def test_a_short_rehearsal_loses_nothing_and_matches_the_fault_free_set(tmp_path
     from services.chaos.rehearsal import run_rehearsal
     from services.chaos.report import verdict, write_report
 
-    cfg = ChaosConfig(out=tmp_path, images=200, seed=1, shard_size=10, batch_size=10, generate_faults=5,
-                      attack_steps=30, train=False, disk_full=False, duration_s=240,
-                      fault_delay_s=(0.2, 1.0))
+    kinds = ("actor_kill", "s3_restart", "s3_slowdown", "s3_reset", "driver_kill")  # the kill last: it costs a restart
+    cfg = ChaosConfig(out=tmp_path, images=160, seed=1, shard_size=8, batch_size=8, generate_faults=5,
+                      attack_steps=50, train=False, disk_full=False, duration_s=240, fault_delay_s=(0.2, 1.0),
+                      generate_kinds=kinds, ordered=True)
     report = run_rehearsal(cfg)
     json_path, md = write_report(report, tmp_path)
     v = verdict(report)
     print(md.read_text())
     fired = {f["kind"] for f in report.faults if f["fired_at_s"] is not None}
-    assert len(fired) >= 4, report.faults
+    assert fired == set(kinds), report.faults
     assert v["faults_recovered"] == v["faults_fired"], report.faults
     compare = report.phases["generate"]["compare"]
-    assert compare["lost"] == 0 and compare["duplicated"] == 0 and compare["rows"] == 3 * 200
+    assert compare["lost"] == 0 and compare["duplicated"] == 0 and compare["rows"] == 3 * 160
     assert compare["identical"], compare
     assert not report.findings, report.findings  # no attempt died on its own
     assert v["passed"] and json_path.exists()
