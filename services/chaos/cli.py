@@ -21,7 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", type=int, default=d.images, help="source images (default: %(default)s)")
     p.add_argument("--seed", type=int, default=d.seed, help="seeds the data, the fault plan and the proxy")
     p.add_argument("--duration", type=float, default=d.duration_s, dest="duration_s",
-                   help="seconds during which faults may fire (later ones are reported as not fired)")
+                   help="seconds from the start of the rehearsal during which faults may fire (later ones are reported "
+                        "as not fired; default: %(default)s)")
     p.add_argument("--generate-faults", type=int, default=d.generate_faults, help="faults during generation")
     p.add_argument("--train-faults", type=int, default=d.train_faults, help="faults during training")
     p.add_argument("--shard-size", type=int, default=d.shard_size)
