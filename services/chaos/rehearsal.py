@@ -2,7 +2,7 @@
 
     S3-protocol server (moto, 127.0.0.1)  <-  FaultyProxy (503 SlowDown, resets)  <-  generator / trainer jobs
 
-1. generate (fault-free) -> `sample-sets/baseline`; generate under faults -> `sample-sets/chaos`
+1. generate (fault-free) -> `sample-sets/baseline/set`; under faults -> `sample-sets/chaos/set` (same set name)
 2. train `dad` on each (fault-free / under faults) -> `runs/baseline`, `runs/chaos`
 3. full disk: a local store on a small tmpfs, filled mid-run, then given room and resumed
 4. compare: sample ids, shard bytes and manifests of the two sets; the two models tensor by tensor
@@ -286,7 +286,6 @@ def run_rehearsal(cfg: ChaosConfig) -> Report:
     storage = {"endpoint_url": f"http://127.0.0.1:{world.port}", "key": "testing", "secret": "testing"}
     deadline = time.monotonic() + cfg.duration_s
     try:
-        world.proxy.set_rates(slowdown=cfg.background_slowdown)
         sets = "store/sample-sets"  # baseline/set and chaos/set: same name, so the manifests may be equal
         # 1. generation: fault-free, then under faults
         stop, commits = threading.Event(), []
@@ -298,6 +297,7 @@ def run_rehearsal(cfg: ChaosConfig) -> Report:
         if rc != 0:
             raise RuntimeError(f"the fault-free generation failed (exit {rc}): see {logs}/generate-baseline.log")
         step_s = _median_gap(commits)
+        world.proxy.set_rates(slowdown=cfg.background_slowdown)  # the baselines run without any fault
         shards = -(-cfg.images // cfg.shard_size)
         gen_job = JobRun("generate-chaos", generate_argv(cfg, source, f"s3://{BUCKET}/{sets}/chaos", "set", world.endpoint),
                          job_env(), REPO, logs)
@@ -317,10 +317,12 @@ def run_rehearsal(cfg: ChaosConfig) -> Report:
         # 2. training: fault-free, then under faults (each on its own set: identical sets give identical models)
         if ok and cfg.train:
             runs = f"s3://{BUCKET}/store/runs"
+            world.proxy.set_rates()
             rc, base_s = _run_plain("train-baseline", train_argv(
                 cfg, source, f"s3://{BUCKET}/{sets}/baseline/set/manifest.json", f"{runs}/baseline", world.endpoint), logs)
             if rc != 0:
                 raise RuntimeError(f"the fault-free training failed (exit {rc}): see {logs}/train-baseline.log")
+            world.proxy.set_rates(slowdown=cfg.background_slowdown)
             train_job = JobRun("train-chaos", train_argv(cfg, source, f"s3://{BUCKET}/{sets}/chaos/set/manifest.json",
                                                          f"{runs}/chaos", world.endpoint), job_env(), REPO, logs)
             progress = lambda: _train_progress(world, "store/runs/chaos", cfg.epochs, cfg.steps_per_epoch)
