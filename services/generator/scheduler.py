@@ -28,8 +28,8 @@ from services.generator.resources import plan_resources
 from services.generator.tasks import ReadReport, num_batches, read_shard, warm_up_worker, write_shard
 from services.sample_store.publishing import build_manifest
 from services.source.listing import SourceError, escaped_path
-from services.storage import describe_storage_error
 from services.source.reading import ReadSpec
+from services.storage import describe_storage_error
 
 log = logging.getLogger(__name__)
 
