@@ -7,7 +7,8 @@ PIP    := $(VENV)/bin/pip
 export HF_HUB_OFFLINE := 1
 
 .PHONY: help install system-deps lock test test-all demo bench bench-generator bench-generator-gpu bench-trainer bench-trainer-gpu \
-        bench-views bench-scale evaluate eval-table fuzz-api serve catalog-rebuild experiment-pacs experiment-pacs-views image image-cpu deploy-check deploy-test clean
+        bench-views bench-scale chaos evaluate eval-table fuzz-api serve catalog-rebuild experiment-pacs experiment-pacs-views \
+        image image-cpu deploy-check deploy-test clean
 STORE ?= out/store
 IMAGE ?= dad:0.1.0
 
@@ -74,6 +75,11 @@ SCALE_LISTING ?= 10000 100000 1280000
 bench-scale:  ## ImageNet-size rehearsal, tiny images: listing, store, catalog (SQLite + PostgreSQL), API p50/p99 per N; make bench-scale SCALE_IMAGES="10000 100000 300000"
 	$(PY) benchmarks/scale.py --images $(SCALE_IMAGES) --listing-images $(SCALE_LISTING) --postgres --json benchmarks/results/scale.json
 	$(PY) benchmarks/scale_plot.py benchmarks/results/scale.json docs/scale.png
+
+CHAOS_IMAGES ?= 10000
+CHAOS_SEED ?= 0
+chaos:  ## chaos rehearsal on a local S3 server: generate + train under seeded kills, S3 restarts/503s/resets, a full disk; report in out/chaos (~25 min on 2 cores)
+	$(PY) -m services.chaos --out out/chaos --images $(CHAOS_IMAGES) --seed $(CHAOS_SEED) $(ARGS)
 
 evaluate:  ## score a model on robustness suites: make evaluate MODEL=out/store/runs/r1 SUITES=imagenet-val,imagenet-a DATA=/data OUT=out/eval
 	$(PY) -m services.evaluator --model $(MODEL) --suites $(SUITES) --data-root $(DATA) --out $(OUT)

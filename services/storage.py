@@ -7,6 +7,7 @@ so one set of options serves a local source and an S3 output alike.
 """
 from __future__ import annotations
 
+import errno
 import os
 import posixpath
 import uuid
@@ -53,6 +54,8 @@ def _chain(exc: BaseException | None):
 def _hint(uri: str, e: BaseException) -> str | None:
     from botocore import exceptions as boto
 
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "the filesystem is full: free space there, then re-run the same command (finished work is kept)"
     if isinstance(e, (boto.NoCredentialsError, boto.PartialCredentialsError)):
         return _SET_CREDENTIALS
     if isinstance(e, (boto.ConnectionError, boto.HTTPClientError)):  # refused, timed out, closed, TLS, proxy
@@ -113,17 +116,27 @@ def join(path: str, *parts: str) -> str:
 def atomic_write_bytes(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None:
     """Write `data` so that readers see either nothing or the whole file.
 
-    Local disk: write a temporary sibling, then rename (atomic on POSIX). Object stores (S3): one PUT is
-    already all-or-nothing.
+    Local disk: write a temporary sibling, then rename (atomic on POSIX); a failed write (a full disk) removes
+    its partial temp file, which would hold on to the space, and names `path` in the error. Object stores (S3):
+    one PUT is already all-or-nothing.
     """
     if is_local(fs):
         os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except OSError as e:
+            try:
+                os.remove(tmp)
+            except OSError:
+                pass
+            if e.filename is None:  # write()/fsync() errors (ENOSPC) name no file
+                raise OSError(e.errno, e.strerror, path) from e
+            raise
     else:
         fs.pipe_file(path, data)
 

@@ -89,6 +89,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except failures as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except OSError as e:  # the driver's own writes (plan, manifest): e.g. a full disk under the store
+        from services.storage import describe_storage_error
+
+        print(f"error: {describe_storage_error(config.out, e)} (store {job.store.uri})", file=sys.stderr)
+        return 1
     stats = result.manifest.statistics
     print(f"sample set: {result.manifest_uri}\n"
           f"  {stats.seen} images seen, {stats.clean} decoded ({stats.converted.total} converted, {stats.large.total} large), "

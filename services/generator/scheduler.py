@@ -29,6 +29,7 @@ from services.generator.tasks import ReadReport, num_batches, read_shard, warm_u
 from services.sample_store.publishing import build_manifest
 from services.source.listing import SourceError, escaped_path
 from services.source.reading import ReadSpec
+from services.storage import describe_storage_error
 
 log = logging.getLogger(__name__)
 
@@ -234,7 +235,7 @@ class ShardScheduler:
         try:
             return self.ray.get(ref)
         except self.ray.exceptions.RayError as e:
-            raise GenerationError(f"{what} failed: {e}") from e
+            raise GenerationError(f"{what} failed: {task_error(e, self.job.store.uri)}") from e
 
     def _batch_stats(self, flight: _Flight, ref, index: int, b: int, a: int, actor) -> BatchStats | None:
         """The batch's stats, or None after queueing a retry (a dead actor is replaced first)."""
@@ -277,3 +278,15 @@ class ShardScheduler:
                                     len(shard.items), stats.model_dump_json(), stage_s, self.job.set_fingerprint,
                                     self.checksums, self.run_id, *results,
                                     class_names=list(self.job.listing.class_names))
+
+
+def task_error(e: BaseException, store_uri: str) -> str:
+    """A failed task's own error on one line, with the setting to fix (e.g. a full disk under the store),
+    instead of Ray's coloured remote traceback; Ray's own failures (a lost worker) as Ray words them."""
+    import ray
+
+    cause = getattr(e, "cause", None)
+    if isinstance(e, ray.exceptions.RayTaskError) and isinstance(cause, Exception) \
+            and not isinstance(cause, ray.exceptions.RayError):
+        return f"{describe_storage_error(store_uri, cause)} (store {store_uri})"
+    return str(e)

@@ -92,3 +92,36 @@ def test_a_missing_relative_path_under_a_ray_job_says_where_relative_paths_resol
     with pytest.raises(SourceError, match="relative paths resolve there: give an absolute path or a store URI"):
         list_source(str(tmp_path / "data" / "train"))
     assert missing_path_hint("s3://bucket/data") == "" and missing_path_hint("/elsewhere/data") == ""
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """A 64 KiB tmpfs (a disk that fills up); skipped, saying why, where mounting is not permitted."""
+    import subprocess
+
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=65536", "tmpfs", str(mnt)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
+    yield mnt
+    subprocess.run(["umount", str(mnt)], check=True)
+
+
+def test_a_write_to_a_full_disk_names_the_file_says_so_and_leaves_no_partial_temp_file(small_tmpfs):
+    """A partial temp file would keep the space (and the next attempt would fail too); the error must say where."""
+    import os
+
+    from fsspec.implementations.local import LocalFileSystem
+
+    from services.storage import atomic_write_bytes
+
+    target = str(small_tmpfs / "set" / "shards" / "shard-000001-abc.parquet")
+    with pytest.raises(OSError) as e:
+        atomic_write_bytes(LocalFileSystem(), target, os.urandom(200_000))
+    assert e.value.filename == target and e.value.errno == 28
+    assert [p.name for p in (small_tmpfs / "set" / "shards").iterdir()] == []  # no .tmp-... left
+    message = describe_storage_error(str(small_tmpfs), e.value)
+    assert target in message and "filesystem is full" in message and "re-run" in message
+    atomic_write_bytes(LocalFileSystem(), target, b"fits")  # the space is free again
+    assert open(target, "rb").read() == b"fits"

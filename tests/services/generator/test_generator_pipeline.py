@@ -162,3 +162,19 @@ def test_an_unfinished_format_v1_set_is_not_resumed_by_v2_code():
     check_same_plan(plan, plan, "file:///s")
     with pytest.raises(GenerationError, match="different store format version"):
         check_same_plan(plan.model_copy(update={"format_version": 1}), plan, "file:///s")
+
+
+def test_a_failed_write_task_is_reported_on_one_line_naming_the_store_and_the_fix():
+    """Not Ray's coloured remote traceback: the task's own error, the store, and what to do (a full disk)."""
+    import ray
+
+    from services.generator.scheduler import task_error
+
+    full = OSError(28, "No space left on device", "/mnt/store/set/shards/shard-000007-abc.parquet")
+    e = ray.exceptions.RayTaskError("write_shard", "Traceback (most recent call last):\n  ...", full)
+    text = task_error(e, "file:///mnt/store/set")
+    assert "\n" not in text and "Traceback" not in text and "\x1b[" not in text
+    assert "/mnt/store/set/shards/shard-000007-abc.parquet" in text and "(store file:///mnt/store/set)" in text
+    assert "filesystem is full" in text and "re-run" in text
+    lost = ray.exceptions.WorkerCrashedError()
+    assert task_error(lost, "file:///mnt/store/set") == str(lost)  # Ray's own failures as Ray words them
