@@ -272,6 +272,8 @@ class ShardScheduler:
                 stats.rejected.add(reason, n)
             for stage, seconds in bs.stage_s.items():
                 stage_s[stage] = stage_s.get(stage, 0.0) + seconds
+            if bs.perturbation is not None:
+                stats.merge(Statistics(perturbation=bs.perturbation))
         results = [shard.result_refs[b] for b in range(len(shard.batch_refs))]
         return self.write_fn.remote(self.job.store.uri, self.cfg.storage_options, shard.index, shard.first,
                                     len(shard.items), stats.model_dump_json(), stage_s, self.job.set_fingerprint,

@@ -47,7 +47,7 @@ def test_stored_logits_are_the_teachers_on_the_decoded_stored_images(models):
     np.testing.assert_array_equal(np.stack([decode_png(r["image"]["bytes"]) for r in rows[1::3]]),
                                   q_x.clamp(0, 1).mul(255).round().byte().permute(0, 2, 3, 1).numpy())
     assert stats.items == 6 and stats.accepted + sum(stats.rejected.values()) == 6
-    assert set(stats.stage_s) == {"generate", "judge"}
+    assert set(stats.stage_s) == {"generate", "judge", "diagnose"}
 
 
 def test_generation_is_deterministic_for_a_batch_seed(models):
