@@ -153,3 +153,23 @@ def test_the_summary_says_when_the_teacher_is_near_chance_and_why_that_empties_t
     assert teacher_line(0, 200, 7).startswith("  teacher right on 0 of 200 clean images (0.0%) - near chance")
     assert "random-init" in teacher_line(40, 200, 7)  # 20% < 2 x 1/7
     assert teacher_line(150, 200, 7) == "  teacher right on 150 of 200 clean images (75.0%)"
+
+
+def test_the_summary_gives_the_attacks_diagnostics_and_warns_when_it_is_immaterial():
+    from schemas.perturbation import DIAGNOSTIC_NAMES, PerturbationTally
+    from services.generator.cli import perturbation_lines
+
+    def tally(same, codes):
+        t = PerturbationTally()
+        values = {name: [0.1, 0.3] for name in DIAGNOSTIC_NAMES}
+        values["same_vs_qx"], values["codes_vs_qx"] = [same, same], [codes, codes]
+        t.add(values, [0, 1])
+        return t
+
+    assert perturbation_lines(None) == []
+    material = perturbation_lines(tally(0.2, 0.3))
+    assert len(material) == 1 and "20.0% values identical, 30.0% codes changed" in material[0]
+    assert "|delta| L2 0.2" in material[0]
+    lines = perturbation_lines(tally(0.8, 0.005))
+    assert lines[-1].startswith("warning: the attack is immaterial: 80% of Q(x')'s pixel values are identical")
+    assert "attack.step_size" in lines[-1] and "attack.steps=0" in lines[-1]
