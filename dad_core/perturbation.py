@@ -36,18 +36,24 @@ def perturbation_diagnostics(discretized: torch.Tensor, requantized: torch.Tenso
                              delta: torch.Tensor, logits_discretized: torch.Tensor,
                              logits_adversarial: torch.Tensor, labels: torch.Tensor,
                              codes_x: torch.Tensor | None = None, codes_qx: torch.Tensor | None = None,
-                             codes_adversarial: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                             codes_adversarial: torch.Tensor | None = None,
+                             requantized_rows: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Every DIAGNOSTICS measure as a (B,) float32 CPU tensor (NaN for code shares when Q has no codes).
 
     discretized Q(x), requantized Q(Q(x)), adversarial Q(x'): (B, 3, H, W) in [0, 1]; delta = x_T - Q(x);
     logits of the teacher on Q(x) and Q(x'); codes (B, N) of x, of Q(x) and of x_T where Q has codes.
+    `requantized_rows` (indices): Q(Q(x)) and its codes are given for these rows only (the *_vs_qqx measures are
+    NaN elsewhere), since Q(Q(x)) costs a pass through Q.
     """
     n = labels.shape[0]
+    rows = torch.arange(n) if requantized_rows is None else requantized_rows.cpu()
     out = {}
     out["delta_l2"] = delta.float().flatten(1).norm(dim=1)
     out["delta_linf"] = delta.float().flatten(1).abs().amax(dim=1)
     out["l2_vs_qx"], out["linf_vs_qx"], out["same_vs_qx"] = _distances(adversarial, discretized)
-    out["l2_vs_qqx"], out["linf_vs_qqx"], out["same_vs_qqx"] = _distances(adversarial, requantized)
+    for name, values in zip(("l2_vs_qqx", "linf_vs_qqx", "same_vs_qqx"),
+                            _distances(adversarial[rows.to(adversarial.device)], requantized)):
+        out[name] = torch.full((n,), float("nan")).index_put_((rows,), values.float().cpu())
     log_p = logits_discretized.float().log_softmax(-1)                               # (B, K)
     log_q = logits_adversarial.float().log_softmax(-1)
     out["kl_vs_qx"] = (log_p.exp() * (log_p - log_q)).sum(-1).clamp_min(0)
@@ -55,7 +61,8 @@ def perturbation_diagnostics(discretized: torch.Tensor, requantized: torch.Tenso
     out["conf_drop_vs_qx"] = (log_p.gather(1, y).exp() - log_q.gather(1, y).exp()).view(-1)
     result = {k: v.float().cpu() for k, v in out.items()}
     result["codes_vs_qx"] = _codes_changed(codes_x, codes_adversarial, n)
-    result["codes_vs_qqx"] = _codes_changed(codes_qx, codes_adversarial, n)
+    qq_codes = _codes_changed(codes_qx, None if codes_adversarial is None else codes_adversarial[rows], len(rows))
+    result["codes_vs_qqx"] = torch.full((n,), float("nan")).index_put_((rows,), qq_codes)
     return {k: result[k] for k in DIAGNOSTICS}
 
 

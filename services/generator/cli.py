@@ -38,7 +38,7 @@ output that cannot be written (nothing was generated; a retry would fail the sam
 
 GROUPS = {
     "data": ["source", "out", "name", "class_map", "source_format", "limit", "storage_options"],
-    "models and attack": ["preset", "overrides"],
+    "models and attack": ["preset", "overrides", "requantize_every"],
     "augmented views (stored soft labels)": ["views", "view_image_size", "view_top_k", "view_min_scale",
                                              "adversarial_views"],
     "execution": ["shard_size", "batch_size", "num_actors", "gpus_per_actor", "cpus_per_actor", "torch_threads",

@@ -47,7 +47,8 @@ def _verdicts(logits: torch.Tensor, labels: torch.Tensor, accepted: torch.Tensor
 
 def generate_samples(teacher: torch.nn.Module, discretizer: torch.nn.Module, batch: DecodedBatch,
                      attack: AttackConfig, seed: int, device: str | torch.device = "cpu",
-                     store_discretized: bool = True, views: ViewJob | None = None) -> tuple[SampleBatch | None, BatchStats]:
+                     store_discretized: bool = True, views: ViewJob | None = None,
+                     requantize_every: int = 1) -> tuple[SampleBatch | None, BatchStats]:
     """DAD samples of one batch: the clean image, Q(x) (optional) and Q(x'), each with the teacher's verdict,
     and with `views` the teacher's soft labels on K augmented views of x (and of Q(x') if asked)."""
     stats = BatchStats(batch.shard, batch.batch, items=len(batch), started_at=time.time())
@@ -66,7 +67,8 @@ def generate_samples(teacher: torch.nn.Module, discretizer: torch.nn.Module, bat
         j = judge(teacher, discretized.float().div(255), y)
         disc, logits_q = _verdicts(j.logits, y, accepted=j.correct), j.logits
     t2 = time.perf_counter()
-    diagnostics = diagnose(discretizer, out, attack, discretized, adversarial, logits_q, verdict.logits, y)
+    diagnostics = diagnose(discretizer, out, attack, discretized, adversarial, logits_q, verdict.logits, y,
+                           requantize_every)
     t3 = time.perf_counter()
     discretized = discretized.permute(0, 2, 3, 1).contiguous().cpu().numpy() if store_discretized else None
     clean = _verdicts(out.teacher_logits_clean, y)
@@ -98,17 +100,21 @@ def generate_samples(teacher: torch.nn.Module, discretizer: torch.nn.Module, bat
 
 
 def diagnose(discretizer: torch.nn.Module, out: DADBatch, attack: AttackConfig, discretized: torch.Tensor,
-             adversarial: torch.Tensor, logits_q: torch.Tensor, logits_adv: torch.Tensor,
-             labels: torch.Tensor) -> dict[str, np.ndarray]:
+             adversarial: torch.Tensor, logits_q: torch.Tensor, logits_adv: torch.Tensor, labels: torch.Tensor,
+             requantize_every: int = 1) -> dict[str, np.ndarray]:
     """dad_core's perturbation diagnostics of a batch, on the stored uint8 Q(x) and Q(x') (B, 3, S, S).
 
-    Costs one more pass through Q for Q(Q(x)) (none with attack.steps=0, where Q(x') is Q(Q(x)))."""
+    Q(Q(x)) costs one more pass through Q, so it is made for every `requantize_every`-th item of the batch
+    (the *_vs_qqx measures are NaN on the others); with attack.steps=0, Q(x') is Q(Q(x)) and every item has them.
+    """
     if attack.steps == 0:
+        rows = torch.arange(len(labels))
         requantized, codes_qx = out.adversarial, out.codes_adversarial
     else:
-        requantized, codes_qx = quantize(discretizer, out.discretized)
+        rows = torch.arange(0, len(labels), requantize_every)
+        requantized, codes_qx = quantize(discretizer, out.discretized[rows.to(out.discretized.device)])
     values = perturbation_diagnostics(
         discretized.float().div(255), to_uint8(requantized).float().div(255), adversarial.float().div(255),
         out.perturbed - out.discretized, logits_q, logits_adv, labels, out.codes_discretized, codes_qx,
-        out.codes_adversarial)
+        out.codes_adversarial, requantized_rows=rows)
     return {name: v.numpy().astype(np.float32) for name, v in values.items()}

@@ -96,7 +96,8 @@ class ShardScheduler:
         cls = self.ray.remote(DADWorker)
         return cls.options(num_cpus=r.cpus_per_actor, num_gpus=r.gpus_per_actor, max_restarts=2, max_task_retries=2,
                            name=f"dad-generator-{self.run_id}-{i}-{self.replacements}").remote(
-            self.job.preset, self.job.listing.class_names, r.torch_threads, views=self.job.view_job())
+            self.job.preset, self.job.listing.class_names, r.torch_threads, views=self.job.view_job(),
+            requantize_every=self.cfg.requantize_every)
 
     def _start_actors(self) -> dict[str, str]:
         self.actors = [self._new_actor(i) for i in range(self.resources.actors)]

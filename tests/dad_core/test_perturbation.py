@@ -75,3 +75,15 @@ def test_vq_quantize_gives_the_code_grid_and_the_same_image(tiny_vq, images):
     out, codes = tiny_vq.quantize(images)
     assert torch.equal(out, tiny_vq(images)) and codes.shape == (6, 8 * 8) and codes.dtype == torch.int64
     assert IdentityDiscretizer().quantize(images)[1] is None
+
+
+def test_q_of_q_measures_only_on_the_rows_given():
+    q = torch.rand(4, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    logits = torch.zeros(4, 3)
+    rows = torch.tensor([0, 2])
+    d = perturbation_diagnostics(q, q[rows], q, torch.zeros_like(q), logits, logits, torch.zeros(4, dtype=torch.long),
+                                 torch.zeros(4, 5, dtype=torch.long), torch.ones(2, 5, dtype=torch.long),
+                                 torch.zeros(4, 5, dtype=torch.long), requantized_rows=rows)
+    assert d["same_vs_qqx"].tolist()[0::2] == [1.0, 1.0] and torch.isnan(d["same_vs_qqx"][1::2]).all()
+    assert d["codes_vs_qqx"].tolist()[0::2] == [1.0, 1.0] and torch.isnan(d["codes_vs_qqx"][1::2]).all()
+    assert not torch.isnan(d["same_vs_qx"]).any()

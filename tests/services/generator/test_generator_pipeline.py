@@ -51,9 +51,13 @@ def test_every_adversarial_row_has_diagnostics_and_the_manifest_their_aggregates
     assert len(diag) == manifest.statistics.clean and all(d is not None for d in diag)
     assert all(r["perturbation"] is None for r in rows if r["kind"] != "adversarial")
     summary = manifest.statistics.perturbation.summary()
-    for name in DIAGNOSTIC_NAMES:  # the manifest's means are the rows' means (the tiny Q has codes: no NaN)
-        assert summary.metrics[name].n == len(diag)
-        assert summary.metrics[name].mean == pytest.approx(np.mean([d[name] for d in diag]), rel=1e-4, abs=1e-6)
+    for name in DIAGNOSTIC_NAMES:  # the manifest's means are the rows' means (NaN: not measured)
+        measured = [d[name] for d in diag if not np.isnan(d[name])]
+        assert summary.metrics[name].n == len(measured)
+        assert summary.metrics[name].mean == pytest.approx(np.mean(measured), rel=1e-4, abs=1e-6)
+    # the tiny Q has codes: every row has them; Q(Q(x)) is made for the first item of each batch (of 4) only
+    assert summary.metrics["codes_vs_qx"].n == len(diag)
+    assert 0 < summary.metrics["l2_vs_qqx"].n == summary.metrics["codes_vs_qqx"].n < len(diag)
     assert 0 < summary.metrics["delta_l2"].mean <= 0.1 + 1e-5  # App. C's L2 ball of 0.1
     assert set(summary.per_class) <= {0, 1, 2} and manifest.timings.stage_s["diagnose"] > 0
 
