@@ -173,3 +173,18 @@ def test_the_summary_gives_the_attacks_diagnostics_and_warns_when_it_is_immateri
     lines = perturbation_lines(tally(0.8, 0.005))
     assert lines[-1].startswith("warning: the attack is immaterial: 80% of Q(x')'s pixel values are identical")
     assert "attack.step_size" in lines[-1] and "attack.steps=0" in lines[-1]
+
+
+def test_the_controls_are_reachable_from_the_command_line():
+    from services.generator.cli import build_parser, config_from_args
+    from services.jobs.presets import resolve_preset
+    from services.trainer.cli import build_parser as train_parser, config_from_args as train_config
+
+    args = build_parser().parse_args(["--source", "/d", "--set", "attack.delta=random", "--set", "attack.steps=0",
+                                      "--set", "attack.through_discretizer=true", "--requantize-every", "2"])
+    config = config_from_args(args)
+    attack = resolve_preset(config.preset, config.overrides).attack
+    assert (attack.delta, attack.steps, attack.through_discretizer, config.requantize_every) == ("random", 0, True, 2)
+    train = train_config(train_parser().parse_args(["--source", "/d", "--samples", "/s", "--out", "/o", "--objective", "dad",
+                                                    "--adversarial-rows", "count-matched"]))
+    assert train.adversarial_rows == "count-matched"
