@@ -119,3 +119,33 @@ def test_a_set_written_in_format_v1_is_indexed_with_accepted_per_kind(make_clien
     assert len(rows) == 12
     assert all(r["accepted"] is None for r in rows if r["kind"] != "adversarial")  # v1 stored true / Q(x) verdicts
     assert [r["accepted"] for r in rows if r["kind"] == "adversarial"] == [True, False, True, False]
+
+
+def test_detail_gives_the_diagnostics_aggregates_from_the_manifest_and_each_sample_its_own(client, store):
+    from schemas.manifest import SampleSetManifest
+
+    manifest = SampleSetManifest.from_json((store / "sample-sets" / "synthetic" / "manifest.json").read_text())
+    d = client.get("/sample-sets/synthetic").json()
+    assert d["diagnostics"] == manifest.statistics.perturbation.summary().model_dump(mode="json")
+    assert d["diagnostics"]["metrics"]["codes_vs_qqx"]["n"] == 11 and set(d["diagnostics"]["per_class"]) == {"0", "1", "2"}
+    assert "perturbation" not in d["statistics"]  # the raw tally (histograms) stays in the manifest
+    rows = client.get("/sample-sets/synthetic/samples", params={"limit": 500}).json()["data"]
+    raw = {r["source_id"]: r["perturbation"] for r in pq.read_table(store / "sample-sets" / "synthetic" / "shards")
+           .to_pylist() if r["kind"] == "adversarial"}
+    for r in rows:  # clean and Q(x') rows alike carry their item's Q(x') diagnostics
+        assert r["perturbation"]["l2_vs_qx"] == raw[r["source_id"]]["l2_vs_qx"]
+    first = next(r for r in rows if r["source_id"] == "cat/000.png")
+    assert first["perturbation"]["codes_vs_qqx"] is None  # NaN (not measured) is null in JSON
+
+
+def test_a_set_written_in_format_v3_is_indexed_without_diagnostics(make_client, tmp_path):
+    import shutil
+    from pathlib import Path
+
+    store = tmp_path / "v3-store"
+    shutil.copytree(Path(__file__).parents[1] / "sample_store" / "data" / "v3-set", store / "sample-sets" / "v3-set")
+    client = make_client(store)
+    d = client.get("/sample-sets/v3-set").json()
+    assert d["diagnostics"] is None and d["num_items"] == 3
+    rows = client.get("/sample-sets/v3-set/samples").json()["data"]
+    assert len(rows) == 6 and all(r["perturbation"] is None for r in rows)
