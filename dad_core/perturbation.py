@@ -64,19 +64,3 @@ def perturbation_diagnostics(discretized: torch.Tensor, requantized: torch.Tenso
     qq_codes = _codes_changed(codes_qx, None if codes_adversarial is None else codes_adversarial[rows], len(rows))
     result["codes_vs_qqx"] = torch.full((n,), float("nan")).index_put_((rows,), qq_codes)
     return {k: result[k] for k in DIAGNOSTICS}
-
-
-def immaterial_attack(same_vs_qx_mean: float | None, codes_vs_qx_mean: float | None) -> str | None:
-    """A plain warning when the attack barely changes Q(x'), or None. Thresholds: over half the stored Q(x')
-    values identical to Q(x)'s, or under 1% of the codes changed."""
-    reasons = []
-    if same_vs_qx_mean is not None and same_vs_qx_mean > 0.5:
-        reasons.append(f"{same_vs_qx_mean:.0%} of Q(x')'s pixel values are identical to Q(x)'s")
-    if codes_vs_qx_mean is not None and codes_vs_qx_mean < 0.01:
-        reasons.append(f"only {codes_vs_qx_mean:.2%} of Q's codes changed")
-    if not reasons:
-        return None
-    return ("warning: the attack is immaterial: " + " and ".join(reasons) + ". Q(x') is then little more than "
-            "Q(Q(x)), so a DAD student learns what the Q(Q(x)) control (attack.steps=0) learns. To make the attack "
-            "count: a larger attack.step_size and attack.epsilon (e.g. 10x), more attack.steps, or the gradient "
-            "through Q (attack.through_discretizer=true); compare against attack.steps=0 and attack.delta=random.")

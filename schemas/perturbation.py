@@ -134,7 +134,24 @@ class PerturbationTally(_Model):
                                           quantiles={f"q{round(q * 100):02d}": t.quantile(q) for q in QUANTILES})
         per_class = {label: {name: c.sums[name] / c.counts[name] for name in PER_CLASS if c.counts.get(name)}
                      for label, c in sorted(self.classes.items())}
-        return PerturbationSummary(metrics=metrics, per_class=per_class)
+        return PerturbationSummary(metrics=metrics, per_class=per_class,
+                                   warning=immaterial_attack(self.mean("same_vs_qx"), self.mean("codes_vs_qx")))
+
+
+def immaterial_attack(same_vs_qx_mean: float | None, codes_vs_qx_mean: float | None) -> str | None:
+    """A plain warning when the attack barely changes Q(x'), or None. Thresholds: over half the stored Q(x')
+    values identical to Q(x)'s, or under 1% of the codes changed."""
+    reasons = []
+    if same_vs_qx_mean is not None and same_vs_qx_mean > 0.5:
+        reasons.append(f"{same_vs_qx_mean:.0%} of Q(x')'s pixel values are identical to Q(x)'s")
+    if codes_vs_qx_mean is not None and codes_vs_qx_mean < 0.01:
+        reasons.append(f"only {codes_vs_qx_mean:.2%} of Q's codes changed")
+    if not reasons:
+        return None
+    return ("warning: the attack is immaterial: " + " and ".join(reasons) + ". Q(x') is then little more than "
+            "Q(Q(x)), so a DAD student learns what the Q(Q(x)) control (attack.steps=0) learns. To make the attack "
+            "count: a larger attack.step_size and attack.epsilon (e.g. 10x), more attack.steps, or the gradient "
+            "through Q (attack.through_discretizer=true); compare against attack.steps=0 and attack.delta=random.")
 
 
 class MetricSummary(_Model):
@@ -150,3 +167,4 @@ class PerturbationSummary(_Model):
 
     metrics: dict[str, MetricSummary] = Field(default_factory=dict)
     per_class: dict[int, dict[str, float]] = Field(default_factory=dict)   # label -> PER_CLASS metric means
+    warning: str | None = None   # set when the attack is immaterial (immaterial_attack), saying what to change

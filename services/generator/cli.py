@@ -108,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def perturbation_lines(tally: "PerturbationTally | None") -> list[str]:
     """What the attack changed (means over every Q(x'); README "Reading the diagnostics"), then a plain warning
     when it is immaterial."""
-    from dad_core.perturbation import immaterial_attack
+    from schemas.perturbation import immaterial_attack
 
     if tally is None:
         return []

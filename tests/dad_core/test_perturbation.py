@@ -6,7 +6,7 @@ import torch
 
 from dad_core import AttackConfig, IdentityDiscretizer, generate_dad_batch
 from dad_core.attack import quantize, random_delta
-from dad_core.perturbation import DIAGNOSTICS, immaterial_attack, perturbation_diagnostics
+from dad_core.perturbation import DIAGNOSTICS, perturbation_diagnostics
 
 
 def test_diagnostics_measure_distances_identical_values_codes_and_the_teachers_change():
@@ -31,13 +31,6 @@ def test_diagnostics_measure_distances_identical_values_codes_and_the_teachers_c
     assert d["kl_vs_qx"][1] == pytest.approx(float((p * (p.log() - p.flip(0).log())).sum()), rel=1e-5)
     no_codes = perturbation_diagnostics(q, q, adv, delta, logits, logits_adv, torch.tensor([0, 0]))
     assert torch.isnan(no_codes["codes_vs_qx"]).all()
-
-
-def test_immaterial_attack_says_what_to_change():
-    assert immaterial_attack(0.3, 0.2) is None
-    assert "attack.step_size" in immaterial_attack(0.8, 0.2) and "80%" in immaterial_attack(0.8, 0.2)
-    assert "0.50% of Q's codes" in immaterial_attack(0.1, 0.005)
-    assert immaterial_attack(None, None) is None
 
 
 @pytest.mark.parametrize("norm", ["l2", "linf"])

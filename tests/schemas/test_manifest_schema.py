@@ -106,3 +106,12 @@ def test_perturbation_tallies_merge_to_the_same_summary_as_one_tally():
             assert a.metrics[name].quantiles[key] == pytest.approx(exact, rel=0.05, abs=1e-3)
     means = {c: values["l2_vs_qx"][labels == c].mean() for c in range(5)}
     assert {c: pytest.approx(m) for c, m in means.items()} == {c: d["l2_vs_qx"] for c, d in b.per_class.items()}
+
+
+def test_immaterial_attack_says_what_to_change():
+    from schemas.perturbation import immaterial_attack
+
+    assert immaterial_attack(0.3, 0.2) is None
+    assert "attack.step_size" in immaterial_attack(0.8, 0.2) and "80%" in immaterial_attack(0.8, 0.2)
+    assert "0.50% of Q's codes" in immaterial_attack(0.1, 0.005)
+    assert immaterial_attack(None, None) is None
