@@ -135,17 +135,21 @@ class PerturbationTally(_Model):
         per_class = {label: {name: c.sums[name] / c.counts[name] for name in PER_CLASS if c.counts.get(name)}
                      for label, c in sorted(self.classes.items())}
         return PerturbationSummary(metrics=metrics, per_class=per_class,
-                                   warning=immaterial_attack(self.mean("same_vs_qx"), self.mean("codes_vs_qx")))
+                                   warning=immaterial_attack({name: self.mean(name) for name in DIAGNOSTIC_NAMES}))
 
 
-def immaterial_attack(same_vs_qx_mean: float | None, codes_vs_qx_mean: float | None) -> str | None:
-    """A plain warning when the attack barely changes Q(x'), or None. Thresholds: over half the stored Q(x')
-    values identical to Q(x)'s, or under 1% of the codes changed."""
+def immaterial_attack(means: Mapping[str, float | None]) -> str | None:
+    """A plain warning when the attack barely changes Q(x'), or None, from the diagnostics' means. Immaterial:
+    over half the stored Q(x') values identical to Q(x)'s, or under 1% of the codes changed against Q(x) or
+    against Q(Q(x)) (then what Q(x') adds over Q(x) is the second pass through Q, not the attack)."""
     reasons = []
-    if same_vs_qx_mean is not None and same_vs_qx_mean > 0.5:
-        reasons.append(f"{same_vs_qx_mean:.0%} of Q(x')'s pixel values are identical to Q(x)'s")
-    if codes_vs_qx_mean is not None and codes_vs_qx_mean < 0.01:
-        reasons.append(f"only {codes_vs_qx_mean:.2%} of Q's codes changed")
+    same, codes, codes_qq = means.get("same_vs_qx"), means.get("codes_vs_qx"), means.get("codes_vs_qqx")
+    if same is not None and same > 0.5:
+        reasons.append(f"{same:.0%} of Q(x')'s pixel values are identical to Q(x)'s")
+    if codes is not None and codes < 0.01:
+        reasons.append(f"only {codes:.2%} of Q's codes changed")
+    elif codes_qq is not None and codes_qq < 0.01:
+        reasons.append(f"only {codes_qq:.2%} of Q's codes differ from Q(Q(x))'s (Q applied twice, no attack)")
     if not reasons:
         return None
     return ("warning: the attack is immaterial: " + " and ".join(reasons) + ". Q(x') is then little more than "

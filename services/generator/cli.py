@@ -108,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def perturbation_lines(tally: "PerturbationTally | None") -> list[str]:
     """What the attack changed (means over every Q(x'); README "Reading the diagnostics"), then a plain warning
     when it is immaterial."""
-    from schemas.perturbation import immaterial_attack
+    from schemas.perturbation import DIAGNOSTIC_NAMES, immaterial_attack
 
     if tally is None:
         return []
@@ -121,7 +121,7 @@ def perturbation_lines(tally: "PerturbationTally | None") -> list[str]:
              f"{m('l2_vs_qx'):.3g}, {share('same_vs_qx')} values identical, {share('codes_vs_qx')} codes changed; "
              f"vs Q(Q(x)): L2 {m('l2_vs_qqx'):.3g}, {share('same_vs_qqx')} identical, {share('codes_vs_qqx')} codes "
              f"changed; teacher KL {m('kl_vs_qx'):.3g}, confidence drop {m('conf_drop_vs_qx'):+.3f} (means)"]
-    warning = immaterial_attack(m("same_vs_qx"), m("codes_vs_qx"))
+    warning = immaterial_attack({name: m(name) for name in DIAGNOSTIC_NAMES})
     return lines + ([warning] if warning else [])
 
 

@@ -111,7 +111,10 @@ def test_perturbation_tallies_merge_to_the_same_summary_as_one_tally():
 def test_immaterial_attack_says_what_to_change():
     from schemas.perturbation import immaterial_attack
 
-    assert immaterial_attack(0.3, 0.2) is None
-    assert "attack.step_size" in immaterial_attack(0.8, 0.2) and "80%" in immaterial_attack(0.8, 0.2)
-    assert "0.50% of Q's codes" in immaterial_attack(0.1, 0.005)
-    assert immaterial_attack(None, None) is None
+    assert immaterial_attack({"same_vs_qx": 0.3, "codes_vs_qx": 0.2, "codes_vs_qqx": 0.05}) is None
+    warning = immaterial_attack({"same_vs_qx": 0.8, "codes_vs_qx": 0.2})
+    assert "attack.step_size" in warning and "80%" in warning
+    assert "0.50% of Q's codes changed" in immaterial_attack({"same_vs_qx": 0.1, "codes_vs_qx": 0.005})
+    # codes move against Q(x), but hardly against Q(Q(x)): the second pass through Q does the work, not delta
+    assert "0.40% of Q's codes differ from Q(Q(x))'s" in immaterial_attack({"codes_vs_qx": 0.5, "codes_vs_qqx": 0.004})
+    assert immaterial_attack({}) is None
