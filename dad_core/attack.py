@@ -10,6 +10,10 @@ L2 norm per sample, the projection is onto the L2 ball of radius eps around the 
 start is a random L2 direction of length eps. `norm="linf"` gives the sign step, box projection and uniform
 start of the L-inf threat model instead. The official DAD generator uses the same L2 form with lr 0.01.
 
+Controls on the same code path (so a comparison isolates one part of DAD): `steps=0` gives x' = Q(x), i.e.
+Q(x') = Q(Q(x)) with no delta; `delta="random"` runs the attack, then replaces each sample's delta by a random
+direction of the same norm. `dad_core.perturbation` measures what a delta changed.
+
 The perturbation maximises the *teacher's* loss (not the student's, as in DAT), so samples need to be
 made only once per teacher and are reused by every student.
 """

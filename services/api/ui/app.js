@@ -112,7 +112,7 @@ const DIAGNOSTIC_ROWS = [
   ["codes_vs_qqx", "Q(x') vs Q(Q(x)): codes changed", "share"],
   ["kl_vs_qx", "teacher KL(φ(Q(x)) ‖ φ(Q(x')))", "num"], ["conf_drop_vs_qx", "teacher's drop on the true class", "num"],
 ];
-const fmtDiag = (v, kind) => (v === null || v === undefined ? "–" : kind === "share" ? pct(v) : Number(v).toPrecision(3));
+const fmtDiag = (v, kind) => (v === null || v === undefined ? "–" : kind === "share" ? pct(v) : String(Number(Number(v).toPrecision(3))));
 
 function diagnosticsPanel(s) {
   const d = s.diagnostics;
@@ -125,7 +125,14 @@ function diagnosticsPanel(s) {
       h("tbody", {}, rows.map(([k, label, kind]) => { const m = d.metrics[k];
         return h("tr", { "data-metric": k }, h("td", {}, label), h("td", { class: "num" }, fmtDiag(m.mean, kind)),
           h("td", { class: "num" }, fmtDiag(m.quantiles.q50, kind)), h("td", { class: "num" }, fmtDiag(m.quantiles.q05, kind)),
-          h("td", { class: "num" }, fmtDiag(m.quantiles.q95, kind)), h("td", { class: "num" }, m.n)); }))));
+          h("td", { class: "num" }, fmtDiag(m.quantiles.q95, kind)), h("td", { class: "num" }, m.n)); }))),
+    h("details", { id: "class-diagnostics" }, h("summary", {}, "per class (means)"),
+      h("table", {}, h("thead", {}, h("tr", {}, ["class", "vs Q(x): L2", "identical", "codes changed", "teacher KL"]
+        .map((c) => h("th", {}, c)))),
+        h("tbody", {}, Object.entries(d.per_class).map(([label, m]) => h("tr", { "data-label": label },
+          h("td", {}, s.class_names[label] ?? label), h("td", { class: "num" }, fmtDiag(m.l2_vs_qx)),
+          h("td", { class: "num" }, fmtDiag(m.same_vs_qx, "share")), h("td", { class: "num" }, fmtDiag(m.codes_vs_qx, "share")),
+          h("td", { class: "num" }, fmtDiag(m.kl_vs_qx))))))));
 }
 
 // One item's diagnostics, next to its Q(x) | Q(x') images.

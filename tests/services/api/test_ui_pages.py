@@ -290,6 +290,10 @@ def test_sample_browser_full_size_view_sort_and_search(live_server):
         row = page.locator("#set-diagnostics tr[data-metric=l2_vs_qx] td")
         assert row.nth(1).inner_text() == f"{diag['metrics']['l2_vs_qx']['mean']:.3g}"
         assert row.nth(5).inner_text() == "12" and page.locator("#set-diagnostics .warning").count() == 0
+        page.locator("#class-diagnostics summary").click()
+        dog = page.locator("#class-diagnostics tr[data-label='1'] td")
+        assert dog.nth(0).inner_text() == "dog"
+        assert dog.nth(1).inner_text() == f"{diag['per_class']['1']['l2_vs_qx']:.3g}"
         assert page.locator("#samples .tile .diag").count() == page.locator("#samples .tile").count() > 0
         first = page.locator("#samples .tile").first
         assert first.locator(".diag").inner_text().startswith("vs Q(x): L2 ")
