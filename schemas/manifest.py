@@ -124,6 +124,7 @@ class SampleSetConfig(_Model):
     shard_order: str = "sorted"         # how items were ordered before sharding (services.source.listing.SHARD_ORDER);
                                         # "sorted": the class-sorted listing (sets made before the shuffle)
     views: ViewsInfo | None = None      # augmented views with the teacher's logits (v3); None: no views
+    requantize_every: int | None = None  # Q(Q(x)) diagnostics on every Nth item of a batch (v4); None: older sets
 
 
 class SourceFingerprint(_Model):

@@ -60,6 +60,7 @@ def test_every_adversarial_row_has_diagnostics_and_the_manifest_their_aggregates
     assert 0 < summary.metrics["l2_vs_qqx"].n == summary.metrics["codes_vs_qqx"].n < len(diag)
     assert 0 < summary.metrics["delta_l2"].mean <= 0.1 + 1e-5  # App. C's L2 ball of 0.1
     assert set(summary.per_class) <= {0, 1, 2} and manifest.timings.stage_s["diagnose"] > 0
+    assert manifest.config.requantize_every == 16  # recorded: which rows have the Q(Q(x)) measures
 
 
 def test_status_object_reports_progress_and_the_final_state(tiny_sample_set):
