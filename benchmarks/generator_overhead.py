@@ -10,6 +10,8 @@ Overhead = service time / bare time - 1 (target: <= 15% on the `tiny` preset on 
 actor start-up (model building in the actor) are reported separately: they are paid once per job.
 
     python benchmarks/generator_overhead.py --source /work/shared/data/pacs/photo --limit 512
+    # only the bare loop, e.g. for the perturbation diagnostics' share of generation time:
+    python benchmarks/generator_overhead.py --source /work/shared/data/pacs/photo --limit 256 --bare-only --json ''
     # GPU, paper-size models with random weights (speed only):
     python benchmarks/generator_overhead.py --source DIR --preset paper --set teacher.pretrained=null --batch-size 64
 """
@@ -43,7 +45,7 @@ def bare_loop(args, preset, listing, device: str) -> dict:
     teacher = create_teacher(preset.teacher, listing.class_names, device=device)
     discretizer = create_discretizer(preset.discretizer, device=device)
     spec = ReadSpec.for_listing(listing, preset.image_size)
-    stages = {"read": 0.0, "generate": 0.0, "judge": 0.0, "encode": 0.0}
+    stages = {"read": 0.0, "generate": 0.0, "judge": 0.0, "diagnose": 0.0, "encode": 0.0}
     items, n_out = listing.items, 0
     t0 = time.perf_counter()
     for start in range(0, len(items), args.batch_size):
@@ -55,7 +57,8 @@ def bare_loop(args, preset, listing, device: str) -> dict:
                              np.array([chunk[i].label for i in keep], dtype=np.int64),
                              np.stack([decoded[i].pixels for i in keep]))
         stages["read"] += time.perf_counter() - t
-        sample, stats = generate_samples(teacher, discretizer, batch, preset.attack, batch_seed(0, 0, start), device)
+        sample, stats = generate_samples(teacher, discretizer, batch, preset.attack, batch_seed(0, 0, start), device,
+                                         requantize_every=args.requantize_every)
         for k, v in stats.stage_s.items():
             stages[k] += v
         t = time.perf_counter()
@@ -80,7 +83,7 @@ def service_run(args, listing_size: int, threads: int) -> dict:
             config = GeneratorConfig(source=args.source, out=out, preset=args.preset, overrides=dict(map(parse_override, args.set)),
                                      limit=args.limit, shard_size=args.shard_size, batch_size=args.batch_size,
                                      num_actors=args.num_actors, cpus_per_actor=args.cpus_per_actor,
-                                     torch_threads=threads, progress_bar=False)
+                                     torch_threads=threads, progress_bar=False, requantize_every=args.requantize_every)
             result = run_generation(config)
     finally:
         ray.shutdown()
@@ -102,6 +105,9 @@ def main() -> int:
     p.add_argument("--cpus-per-actor", type=float, default=1.0)
     p.add_argument("--no-bare-after", dest="bare_after", action="store_false",
                    help="run the bare loop only before the service, not also after it")
+    p.add_argument("--requantize-every", type=int, default=GeneratorConfig.model_fields["requantize_every"].default,
+                   help="the generator's requantize_every (default: the job's, %(default)s)")
+    p.add_argument("--bare-only", action="store_true", help="only the bare loop (e.g. for the diagnostics' share)")
     p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray (default: all)")
     add_output_args(p, json_default="benchmarks/results/generator_overhead.json",
                     threads_help="torch threads, both sides (default: the actor's CPUs, as the service uses; 1 on GPU)")
@@ -116,6 +122,8 @@ def main() -> int:
     torch.set_num_threads(threads)
     # Bare loop before and after the service: on a shared machine the spread shows how noisy the numbers are.
     bare_runs = [bare_loop(args, preset, listing, device)]
+    if args.bare_only:
+        return report_diagnostics(bare_runs[0], args.json)
     service = service_run(args, len(listing.items), threads)
     if args.bare_after:
         bare_runs.append(bare_loop(args, preset, listing, device))
@@ -137,12 +145,28 @@ def main() -> int:
     print(f"  overhead  : {overhead:+.1%} (Ray + I/O; target <= +15% on tiny/CPU)")
     print(f"  one-off   : ray.init {service['ray_start_s']:.1f} s, listing + actors {service['actor_startup_s']:.1f} s "
           f"(end to end {report['end_to_end_overhead']:+.0%})")
-    stage_names = ("read", "generate", "judge", "encode", "write")
+    stage_names = ("read", "generate", "judge", "diagnose", "encode", "write")
     print("  stage seconds  " + "  ".join(stage_names))
     for name, stages in (("bare", bare["stage_s"]), ("service*", service["stage_s_summed_over_workers"])):
         print(f"  {name:<14} " + "  ".join(f"{stages.get(k, 0.0):{len(k)}.2f}" for k in stage_names))
     print("  (* summed over parallel workers)")
+    print(diagnostics_line(bare["stage_s"]))
     write_json(args.json, report)
+    return 0
+
+
+def diagnostics_line(stages: dict[str, float]) -> str:
+    """The perturbation diagnostics' share (Q(Q(x)) pass + measures; target < 5%) of the generation time."""
+    gen = sum(stages.get(k, 0.0) for k in ("generate", "judge", "diagnose"))
+    return (f"  diagnostics: {stages.get('diagnose', 0.0) / max(gen, 1e-9):.1%} of generation time "
+            "(generate + judge + diagnose; target < 5%)")
+
+
+def report_diagnostics(bare: dict, path: str | None) -> int:
+    print(f"  bare loop : {bare['images_per_s']:8.1f} images/s; stage seconds "
+          + ", ".join(f"{k} {v:.2f}" for k, v in bare["stage_s"].items()))
+    print(diagnostics_line(bare["stage_s"]))
+    write_json(path, {"bare": bare})
     return 0
 
 

@@ -8,6 +8,7 @@ from dad_core.discretizers import Discretizer, DiscretizerConfig, IdentityDiscre
 from dad_core.fingerprint import module_checksum
 from dad_core.images import check_images, check_labels
 from dad_core.losses import DistillConfig
+from dad_core.perturbation import DIAGNOSTICS, perturbation_diagnostics
 from dad_core.presets import Preset, get_preset, list_presets, parse_overrides
 from dad_core.students import PixelSpaceClassifier, create_student, init_student
 from dad_core.teachers import OpenCLIPTeacher, Teacher, TeacherConfig, TimmTeacher, create_teacher
@@ -15,7 +16,7 @@ from dad_core.teachers import OpenCLIPTeacher, Teacher, TeacherConfig, TimmTeach
 __all__ = [
     "AttackConfig", "DADBatch", "Judgement", "generate_dad_batch", "judge", "DATConfig", "dat_adversarial",
     "Discretizer", "DiscretizerConfig", "IdentityDiscretizer", "create_discretizer",
-    "module_checksum", "check_images", "check_labels", "DistillConfig",
+    "module_checksum", "check_images", "check_labels", "DistillConfig", "DIAGNOSTICS", "perturbation_diagnostics",
     "Preset", "get_preset", "list_presets", "parse_overrides",
     "PixelSpaceClassifier", "create_student", "init_student",
     "OpenCLIPTeacher", "Teacher", "TeacherConfig", "TimmTeacher", "create_teacher",

@@ -10,6 +10,10 @@ L2 norm per sample, the projection is onto the L2 ball of radius eps around the 
 start is a random L2 direction of length eps. `norm="linf"` gives the sign step, box projection and uniform
 start of the L-inf threat model instead. The official DAD generator uses the same L2 form with lr 0.01.
 
+Controls on the same code path (so a comparison isolates one part of DAD): `steps=0` gives x' = Q(x), i.e.
+Q(x') = Q(Q(x)) with no delta; `delta="random"` runs the attack, then replaces each sample's delta by a random
+direction of the same norm. `dad_core.perturbation` measures what a delta changed.
+
 The perturbation maximises the *teacher's* loss (not the student's, as in DAT), so samples need to be
 made only once per teacher and are reused by every student.
 """
@@ -25,6 +29,7 @@ from dad_core.images import check_images, check_labels
 
 NORMS = ("l2", "linf")
 GRADIENT_DIRECTIONS = ("auto", "sign", "raw", "l2")
+DELTAS = ("adversarial", "random")
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,9 @@ class AttackConfig:
     grad: str = "auto"                      # step direction: "auto" = the norm's (l2: g/|g|_2, linf: sign g),
                                             # or "sign", "l2" (normalised per sample), "raw" gradient
     through_discretizer: bool = False       # straight-through gradient of CE(phi(Q(x_t))) instead of CE(phi(x_t))
+    delta: str = "adversarial"              # "random": control, the attack's delta replaced per sample by a random
+                                            # direction of the same `norm` (isolates the adversarial direction);
+                                            # steps=0 is the other control, Q(Q(x)): no delta at all
     seed: int = 0
 
     def __post_init__(self):
@@ -50,6 +58,8 @@ class AttackConfig:
             raise ValueError(f"attack.step_size must be >= 0, got {self.step_size}")
         if self.norm not in NORMS:
             raise ValueError(f"attack.norm must be one of {NORMS}, got {self.norm!r}")
+        if self.delta not in DELTAS:
+            raise ValueError(f"attack.delta must be one of {DELTAS}, got {self.delta!r}")
         if self.grad not in GRADIENT_DIRECTIONS:
             raise ValueError(f"attack.grad must be one of {GRADIENT_DIRECTIONS}, got {self.grad!r}")
         if self.epsilon is not None and not self.epsilon > 0:
@@ -99,6 +109,9 @@ class DADBatch:
     teacher_logits_discretized: torch.Tensor   # phi(Q(x))
     teacher_logits_adversarial: torch.Tensor   # phi(Q(x'))
     accepted: torch.Tensor                     # (B,) bool: argmax phi(Q(x')) == y
+    perturbed: torch.Tensor | None = None      # x_T = Q(x) + delta, before the final Q
+    codes_discretized: torch.Tensor | None = None   # (B, N) Q's code indices of x (None: Q has no codes)
+    codes_adversarial: torch.Tensor | None = None   # (B, N) code indices of x_T
 
 
 @torch.no_grad()
@@ -186,6 +199,21 @@ def perturb(model: nn.Module, discretizer: nn.Module, x0: torch.Tensor, labels: 
     return x, logits_at_x0
 
 
+def random_delta(delta: torch.Tensor, norm: str, seed: int) -> torch.Tensor:
+    """A random delta with each sample's `norm` (L2 or L-inf) equal to that of `delta`: a uniform L2 direction,
+    or random signs at the L-inf size. Drawn on the CPU from `seed`, so a control run is reproducible."""
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    flat = delta.detach().flatten(1).float().cpu()                                    # (B, D)
+    if norm == "l2":
+        size = flat.norm(dim=1, keepdim=True)
+        noise = torch.randn(flat.shape, generator=gen)
+        out = noise / noise.norm(dim=1, keepdim=True).clamp_min(1e-12) * size
+    else:
+        size = flat.abs().amax(dim=1, keepdim=True)
+        out = (torch.randint(0, 2, flat.shape, generator=gen).float() * 2 - 1) * size
+    return out.view_as(delta).to(delta)
+
+
 def generate_dad_batch(teacher: nn.Module, discretizer: nn.Module, images: torch.Tensor, labels: torch.Tensor,
                        config: AttackConfig = AttackConfig(), seed: int | None = None) -> DADBatch:
     """Make Q(x') for a batch and the teacher's logits on x and Q(x'); deterministic for a given seed."""
@@ -193,12 +221,24 @@ def generate_dad_batch(teacher: nn.Module, discretizer: nn.Module, images: torch
     with torch.no_grad():
         logits_clean = teacher(images).float()
         check_labels(labels, images.shape[0], logits_clean.shape[-1])
-        x0 = discretizer(images).detach()  # Q(x)
-    x, logits_q = perturb(teacher, discretizer, x0, labels, config, config.seed if seed is None else seed)
+        x0, codes_x = quantize(discretizer, images)  # Q(x)
+    seed = config.seed if seed is None else seed
+    x, logits_q = perturb(teacher, discretizer, x0, labels, config, seed)
     with torch.no_grad():
+        if config.delta == "random":  # same size per sample as the attack's delta, random direction
+            x = (x0 + random_delta(x - x0, config.norm, seed + 1)).clamp(0, 1)
         if logits_q is None:
             logits_q = teacher(x0).float()
-        adversarial = discretizer(x)  # Q(x')
+        adversarial, codes_adv = quantize(discretizer, x)  # Q(x')
         logits_adv = teacher(adversarial).float()
     return DADBatch(images, x0, adversarial, logits_clean, logits_q, logits_adv,
-                    logits_adv.argmax(-1) == labels)
+                    logits_adv.argmax(-1) == labels, x, codes_x, codes_adv)
+
+
+def quantize(discretizer: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(Q(images) detached, code indices or None): any nn.Module serves as Q; a Discretizer also gives codes."""
+    with torch.no_grad():
+        if hasattr(discretizer, "quantize"):
+            out, codes = discretizer.quantize(images)
+            return out.detach(), codes
+        return discretizer(images).detach(), None

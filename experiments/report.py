@@ -21,8 +21,8 @@ from services.evaluator.results import RESULTS_DIR, read_predictions
 from services.sample_store.reader import load_manifest, open_sample_set
 
 # A - B comparisons reported with paired tests: the claim (DAD vs KD, vs CE) and the controls.
-COMPARISONS = (("dad", "kd"), ("dad", "ce"), ("dad", "dad-no-attack"), ("dad", "dad-no-filter"), ("dad", "dat"),
-               ("kd", "ce"))
+COMPARISONS = (("dad", "kd"), ("dad", "ce"), ("dad", "dad-no-attack"), ("dad", "dad-no-filter"),
+               ("dad", "dad-no-filter-matched"), ("dad-no-filter", "dad-no-filter-matched"), ("dad", "dat"), ("kd", "ce"))
 
 
 # ----------------------------------------------------------------------------- reading results
@@ -269,7 +269,9 @@ def findings(summary: dict, tests: dict, domains: tuple[str, ...]) -> list[str]:
     lines.append(line + ".")
     for key, label in (("dad - kd", "DAD vs KD"), ("dad - ce", "DAD vs CE"),
                        ("dad - dad-no-attack", "the adversarial step (DAD vs DAD on Q(x))"),
-                       ("dad - dad-no-filter", "the teacher-correct filter (DAD vs DAD on every Q(x'))")):
+                       ("dad - dad-no-filter", "the teacher-correct filter (DAD vs DAD on every Q(x'))"),
+                       ("dad - dad-no-filter-matched", "the filter at equal count (DAD vs as many Q(x') per class, "
+                                                       "unfiltered)")):
         if key not in tests:
             continue
         r = tests[key]["shift avg"]

@@ -22,6 +22,7 @@ from schemas.fields import (  # noqa: F401 - re-exported: the API's value types 
 from schemas.jobs import (
     EvalJobConfig, EvalSettings, GenerateJobConfig, GenerateSettings, TrainJobConfig, TrainSettings,
 )
+from schemas.perturbation import PerturbationSummary
 from schemas.jobs.evaluate import EVAL_SUITE_NAMES, IMAGEFOLDER, SUITE_PATTERN  # noqa: F401 - re-exported
 from schemas.jobs.train import require_sample_set
 
@@ -166,6 +167,10 @@ class SampleSetDetail(SampleSetPublic):
     class_names: list[str]
     per_class: list[ClassStatistics]
     variants: list[ImageVariant] = Field(description="image variants stored for each item")
+    diagnostics: PerturbationSummary | None = Field(
+        None, description="what the attack changed, over every Q(x') (format v4; null for older sets): per measure "
+                          "its mean, quantiles, min and max, and per class the means of a few (README: Reading the "
+                          "diagnostics)")
 
 
 class TopK(BaseModel):
@@ -191,6 +196,8 @@ class SamplePublic(SampleBrief):
     images: dict[str, str | None] = Field(description="URL of each variant (clean, discretized, adversarial); "
                                                       "null when the set does not store it")
     pair: SampleBrief | None = Field(None, description="the same source item's row of the other kind")
+    perturbation: dict[str, float | None] | None = Field(
+        None, description="the diagnostics of this item's Q(x'): what the attack changed (null: set before format v4)")
 
 
 class SamplesPublic(BaseModel):

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from schemas.perturbation import PerturbationTally
 from schemas.sample_store import FORMAT_NAME, FORMAT_VERSION, READABLE_FORMAT_VERSIONS
 
 
@@ -61,6 +62,7 @@ class Statistics(_Model):
     errored: ReasonCounts = Field(default_factory=ReasonCounts)    # items that gave no rows, by reason
     skipped: ReasonCounts = Field(default_factory=ReasonCounts)    # seen while listing, never read (non-images, non-UTF-8 names)
     teacher_clean_correct: int = 0  # clean rows the teacher classifies correctly
+    perturbation: PerturbationTally | None = None  # what the attack changed, over every Q(x') (v4; None: older sets)
 
     @property
     def acceptance_rate(self) -> float:
@@ -72,6 +74,10 @@ class Statistics(_Model):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for name in ("converted", "large", "rejected", "errored", "skipped"):
             getattr(self, name).merge(getattr(other, name))
+        if other.perturbation is not None:
+            if self.perturbation is None:
+                self.perturbation = PerturbationTally()
+            self.perturbation.merge(other.perturbation)
 
 
 class ModelInfo(_Model):
@@ -118,6 +124,7 @@ class SampleSetConfig(_Model):
     shard_order: str = "sorted"         # how items were ordered before sharding (services.source.listing.SHARD_ORDER);
                                         # "sorted": the class-sorted listing (sets made before the shuffle)
     views: ViewsInfo | None = None      # augmented views with the teacher's logits (v3); None: no views
+    requantize_every: int | None = None  # Q(Q(x)) diagnostics on every Nth item of a batch (v4); None: older sets
 
 
 class SourceFingerprint(_Model):

@@ -20,8 +20,16 @@ with no teacher in memory (FKD, Shen & Xing 2022). The box is in pixels of the i
 `view_image` when the set stores a larger copy of the clean image for cropping (`views.source_size` in the
 manifest), else the row's own `image`. Rows without views hold nulls in the view columns.
 
+Perturbation diagnostics (format v4): every adversarial row carries `perturbation`, a struct of float32
+measures of what the attack changed (schemas.perturbation.DIAGNOSTIC_NAMES, computed by
+dad_core.perturbation): distances of Q(x') to Q(x) and to Q(Q(x)), shares of identical values and changed codes,
+the teacher's KL and confidence drop, and the size of the attack's own delta. Null on clean and Q(x) rows and on
+every row of older sets; the manifest's `statistics.perturbation` holds their aggregates.
+
 Format versions (the manifest's `format_version`, also `dad_format` in each shard's schema metadata):
-- v3 (written now): the four view columns (COL_VIEWS...), null on rows without views; the manifest's
+- v4 (written now): the `perturbation` column (COL_PERTURBATION) and the manifest's `statistics.perturbation`.
+  v1-v3 shards lack the column and read as rows without diagnostics.
+- v3: the four view columns (COL_VIEWS...), null on rows without views; the manifest's
   `config.views` says how they were made. v1 and v2 shards lack the columns and read as rows without views.
 - v2: `accepted` is defined per kind, null where it does not apply (see COL_ACCEPTED), and the
   schema metadata declares the label column a Hugging Face `ClassLabel` with the set's class names, so the
@@ -38,10 +46,13 @@ from typing import Sequence
 
 import pyarrow as pa
 
+from schemas.perturbation import DIAGNOSTIC_NAMES  # noqa: F401 - re-exported: the column's fields
+
 FORMAT_NAME = "dad-sample-set"
-FORMAT_VERSION = 3
-# v1: `accepted` copied onto clean/Q(x) rows, no class names in the schema; v1 and v2: no view columns
-READABLE_FORMAT_VERSIONS = (1, 2, 3)
+FORMAT_VERSION = 4
+# v1: `accepted` copied onto clean/Q(x) rows, no class names in the schema; v1 and v2: no view columns;
+# v1-v3: no perturbation column
+READABLE_FORMAT_VERSIONS = (1, 2, 3, 4)
 _SAMPLE_ID_VERSION = 1  # part of every sample id: kept at 1 so ids do not change with the format version
 
 MANIFEST_NAME = "manifest.json"
@@ -80,6 +91,8 @@ COL_VIEW_LOGITS = "view_logits"         # list<list<float16>>: the teacher's log
 COL_VIEW_CLASSES = "view_classes"       # list<list<int32>>: the k class indices of view_logits (null: full logits)
 COL_VIEW_IMAGE = "view_image"           # {bytes: PNG, path}: the larger clean image views are cut from (null:
                                         # they are cut from `image`)
+COL_PERTURBATION = "perturbation"     # struct of float32 diagnostics (v4), adversarial rows only; NaN code shares
+                                        # where Q has no codes
 VIEW_COLUMNS = (COL_VIEWS, COL_VIEW_LOGITS, COL_VIEW_CLASSES, COL_VIEW_IMAGE)
 # Default soft-label storage of views: full logits while views x classes <= this (16 KiB of float16 per row),
 # else the top VIEWS_AUTO_TOP_K classes (FKD keeps the top 5-10 on ImageNet).
@@ -87,6 +100,7 @@ VIEWS_AUTO_FULL_LOGITS = 8192
 VIEWS_AUTO_TOP_K = 10
 
 IMAGE_TYPE = pa.struct([pa.field("bytes", pa.binary()), pa.field("path", pa.string())])
+PERTURBATION_TYPE = pa.struct([pa.field(name, pa.float32()) for name in DIAGNOSTIC_NAMES])
 
 # Feature declaration that makes `datasets.load_dataset("parquet", ...)` decode the image column as an Image
 # (and, with class names, the label column as a ClassLabel).
@@ -107,9 +121,10 @@ _HF_FEATURES = {
     COL_VIEW_CLASSES: {"feature": {"feature": {"dtype": "int32", "_type": "Value"}, "_type": "Sequence"},
                        "_type": "Sequence"},
     COL_VIEW_IMAGE: {"_type": "Image"},
+    COL_PERTURBATION: {name: {"dtype": "float32", "_type": "Value"} for name in DIAGNOSTIC_NAMES},
 }
 
-# Fields are declared nullable (the writer writes nulls only in `accepted` and the view columns) because `datasets` only applies the
+# Fields are declared nullable (the writer writes nulls only in `accepted`, the view columns and `perturbation`) because `datasets` only applies the
 # feature declaration above to fields equal to its own, and its fields are nullable.
 _FIELDS = [
     pa.field(COL_SAMPLE_ID, pa.string()),
@@ -126,6 +141,7 @@ _FIELDS = [
     pa.field(COL_VIEW_LOGITS, pa.list_(pa.list_(pa.float16()))),
     pa.field(COL_VIEW_CLASSES, pa.list_(pa.list_(pa.int32()))),
     pa.field(COL_VIEW_IMAGE, IMAGE_TYPE),
+    pa.field(COL_PERTURBATION, PERTURBATION_TYPE),
 ]
 
 

@@ -17,6 +17,11 @@ class Discretizer(nn.Module):
     def discretize(self, images: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def quantize(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(Q(images), (B, N) int64 code indices or None where Q has no codes), in one pass: the generator
+        records how many codes the attack changed without encoding twice."""
+        return self(images), None
+
     def train(self, mode: bool = True) -> "Discretizer":
         return super().train(False)  # frozen, like the teacher
 

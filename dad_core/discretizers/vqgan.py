@@ -18,6 +18,7 @@ import torch
 import yaml
 
 from dad_core.discretizers.base import Discretizer
+from dad_core.images import check_images
 from dad_core.discretizers.taming_compat import import_vqmodel
 
 # Keys of the GAN/perceptual training loss in taming and latent-diffusion checkpoints; Q does not need them.
@@ -93,10 +94,18 @@ class VQGANDiscretizer(Discretizer):
         return cls(model)
 
     def discretize(self, images: torch.Tensor) -> torch.Tensor:  # (B, 3, H, W) in [0, 1]
+        return self._through_codes(images)[0]
+
+    def quantize(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        check_images(images)
+        return self._through_codes(images)
+
+    def _through_codes(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h, w = images.shape[-2:]
         f = self.downsample_factor
         if h % f or w % f:
             raise ValueError(f"VQGAN with downsampling factor {f} needs image sides divisible by {f}, got {h}x{w}")
-        quant, _, _ = self.vqmodel.encode(images * 2 - 1)  # straight-through quantizer keeps the gradient
+        quant, _, info = self.vqmodel.encode(images * 2 - 1)  # straight-through quantizer keeps the gradient
         decoded = self.vqmodel.decode(quant)
-        return ((decoded.clamp(-1, 1) + 1) / 2).to(images.dtype)
+        codes = info[2].reshape(images.shape[0], -1)  # (B, h*w) code indices of the latent grid
+        return ((decoded.clamp(-1, 1) + 1) / 2).to(images.dtype), codes

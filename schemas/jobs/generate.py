@@ -42,6 +42,10 @@ class GenerateSettings(JobModel):
     prefetch_shards: NonNegativeInt | None = Field(None, description="shards read ahead of the actors (default: "
                                                                      "grows with the CPUs the actors leave free)")
     max_attempts: PositiveInt = Field(3, description="tries per batch before the job fails")
+    requantize_every: PositiveInt = Field(
+        16, description="the diagnostics against Q(Q(x)) (*_vs_qqx: what the attack adds beyond a second pass "
+                        "through Q) for every Nth item of a batch: each costs one more pass through Q (1 = every item, "
+                        "~+35% generation time on the tiny preset); the other diagnostics cover every Q(x')")
     # augmented views with stored soft labels (FKD): see the README's "Augmented views" section
     views: Annotated[int, Field(ge=0, le=MAX_VIEWS)] = Field(
         0, description="augmented views stored per clean image (random-resized crop + flip, drawn from the seed "

@@ -122,10 +122,12 @@ class TrainSettings(JobModel):
         None, description="random-resized crop: the smallest share of the image's area a crop keeps (e.g. 0.35; "
                           "aspect 3/4 to 4/3), resized back to the image size (needs teacher_logits online when "
                           "distilling)")
-    adversarial_rows: Literal["accepted", "all", "discretized"] = Field(
+    adversarial_rows: Literal["accepted", "all", "count-matched", "discretized"] = Field(
         "accepted", description="which stored rows pair with each x as its Q(x'): accepted (Eq. 9: Q(x') the teacher "
-                                "still classifies correctly), all (control: no teacher-correct filter), discretized "
-                                "(control: the un-attacked Q(x), same filter: no adversarial step)")
+                                "still classifies correctly), all (control: no teacher-correct filter), count-matched "
+                                "(control: no filter, but per class only as many Q(x'), drawn at random from all, as "
+                                "accepted has), discretized (control: the un-attacked Q(x), same filter: no "
+                                "adversarial step)")
     bf16: bool = Field(False, description="bfloat16 autocast for student and teacher")
     channels_last: bool = Field(False, description="channels_last memory format (faster convnets on GPUs)")
     seed: Seed = Field(0, description="seed of the run")

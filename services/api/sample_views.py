@@ -29,7 +29,7 @@ def sample_set_detail(session: Session, s: SampleSet) -> SampleSetDetail:
     kinds = set(crud.stored_kinds(session, s.id))
     return SampleSetDetail(**sample_set_public(s).model_dump(), lineage=s.lineage, statistics=s.statistics,
                            class_names=list(s.class_names), per_class=per_class,
-                           variants=[v for v in VARIANTS if v in kinds])
+                           variants=[v for v in VARIANTS if v in kinds], diagnostics=s.statistics.get("diagnostics"))
 
 
 def image_url(sample_id: str, variant: str) -> str:
@@ -52,8 +52,10 @@ def samples_page(session: Session, s: SampleSet, page: crud.SamplePage, offset: 
                   for v in VARIANTS}
         other_kind = "clean" if row.kind != "clean" else "adversarial"
         other = pairs.get((row.source_id, other_kind))
+        adversarial = pairs.get((row.source_id, "adversarial"))
         data.append(SamplePublic(**_brief(row, s.class_names).model_dump(), set_id=s.id, source_id=row.source_id,
                                  label=row.label, class_name=_name(s.class_names, row.label), images=images,
-                                 pair=_brief(other, s.class_names) if other else None))
+                                 pair=_brief(other, s.class_names) if other else None,
+                                 perturbation=adversarial.perturbation if adversarial is not None else None))
     return SamplesPublic(data=data, count=page.count, count_exact=page.count_exact, offset=offset, limit=limit,
                          next=page.next)

@@ -17,9 +17,10 @@ class DADWorker:
     """Holds one teacher and one discretizer for its lifetime; turns decoded batches into DAD samples."""
 
     def __init__(self, preset: "Preset", class_names: Sequence[str], torch_threads: int | None = None,
-                 device: str | None = None, views: ViewJob | None = None):
+                 device: str | None = None, views: ViewJob | None = None, requantize_every: int = 1):
         """`preset` is the job's resolved Preset (resolved once on the driver, shipped as an object); `views`
-        how to make the augmented views of each batch (None: the set has none)."""
+        how to make the augmented views of each batch (None: the set has none); `requantize_every` which items
+        get the diagnostics against Q(Q(x)) (services.generator.samples.diagnose)."""
         import torch
 
         from dad_core import create_discretizer, create_teacher, module_checksum
@@ -30,6 +31,7 @@ class DADWorker:
         self.attack = preset.attack
         self.image_size = preset.image_size
         self.views = views
+        self.requantize_every = requantize_every
         self.teacher = create_teacher(preset.teacher, class_names=list(class_names), device=self.device)
         self.discretizer = create_discretizer(preset.discretizer, device=self.device)
         self.checksums = {"teacher": module_checksum(self.teacher), "discretizer": module_checksum(self.discretizer)}
@@ -51,4 +53,4 @@ class DADWorker:
 
         seed = batch_seed(self.attack.seed, batch.shard, batch.batch)
         return generate_samples(self.teacher, self.discretizer, batch, self.attack, seed, self.device,
-                                views=self.views)
+                                views=self.views, requantize_every=self.requantize_every)

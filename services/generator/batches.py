@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from schemas.perturbation import PerturbationTally
+
 
 @dataclass
 class DecodedBatch:
@@ -34,6 +36,7 @@ class BatchStats:
     rejected: dict[str, int] = field(default_factory=dict)
     teacher_clean_correct: int = 0
     stage_s: dict[str, float] = field(default_factory=dict)
+    perturbation: PerturbationTally | None = None   # the batch's Q(x') diagnostics, tallied
     started_at: float = 0.0      # wall clock (time.time()) around the work: actor utilisation, debugging
     ended_at: float = 0.0
 

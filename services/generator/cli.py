@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from services.generator.config import GeneratorConfig
 from services.jobs.cli import Flag, job_config_from_args, job_parser
 from services.jobs.ray_cluster import connect_ray
+
+if TYPE_CHECKING:
+    from schemas.perturbation import PerturbationTally
 
 EPILOG = """\
 examples:
@@ -35,7 +38,7 @@ output that cannot be written (nothing was generated; a retry would fail the sam
 
 GROUPS = {
     "data": ["source", "out", "name", "class_map", "source_format", "limit", "storage_options"],
-    "models and attack": ["preset", "overrides"],
+    "models and attack": ["preset", "overrides", "requantize_every"],
     "augmented views (stored soft labels)": ["views", "view_image_size", "view_top_k", "view_min_scale",
                                              "adversarial_views"],
     "execution": ["shard_size", "batch_size", "num_actors", "gpus_per_actor", "cpus_per_actor", "torch_threads",
@@ -102,12 +105,34 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"(acceptance {stats.acceptance_rate:.1%}); {len(result.manifest.shards)} shards, "
           f"{result.resumed_shards} resumed")
     print(teacher_line(stats.teacher_clean_correct, stats.clean, len(result.manifest.config.class_names)))
+    for line in perturbation_lines(stats.perturbation):
+        print(line)
     from services.generator.tracking import track_generation
 
     tracker = track_generation(config, result)
     if tracker.active:
         print(f"mlflow: run {tracker.run_id} in {tracker.uri} (experiment {tracker.experiment_id})")
     return 0
+
+
+def perturbation_lines(tally: "PerturbationTally | None") -> list[str]:
+    """What the attack changed (means over every Q(x'); README "Reading the diagnostics"), then a plain warning
+    when it is immaterial."""
+    from schemas.perturbation import DIAGNOSTIC_NAMES, immaterial_attack
+
+    if tally is None:
+        return []
+    m = tally.mean
+
+    def share(name: str) -> str:
+        return "n/a" if m(name) is None else f"{m(name):.1%}"
+
+    lines = [f"  attack: |delta| L2 {m('delta_l2'):.3g} (L-inf {m('delta_linf'):.3g}); Q(x') vs Q(x): L2 "
+             f"{m('l2_vs_qx'):.3g}, {share('same_vs_qx')} values identical, {share('codes_vs_qx')} codes changed; "
+             f"vs Q(Q(x)): L2 {m('l2_vs_qqx'):.3g}, {share('same_vs_qqx')} identical, {share('codes_vs_qqx')} codes "
+             f"changed; teacher KL {m('kl_vs_qx'):.3g}, confidence drop {m('conf_drop_vs_qx'):+.3f} (means)"]
+    warning = immaterial_attack({name: m(name) for name in DIAGNOSTIC_NAMES})
+    return lines + ([warning] if warning else [])
 
 
 def teacher_line(correct: int, clean: int, num_classes: int) -> str:

@@ -21,7 +21,7 @@ def build_plan(job: Job, checksums: dict[str, str]) -> SampleSetPlan:
         attack=dataclasses.asdict(p.attack), seed=p.attack.seed, image_size=p.image_size,
         shard_size=cfg.shard_size, batch_size=cfg.batch_size,
         class_ids=job.listing.class_ids, class_names=job.listing.class_names, shard_order=SHARD_ORDER,
-        views=job.views)
+        views=job.views, requantize_every=cfg.requantize_every)
     return SampleSetPlan(name=job.name, config=config, source=job.listing.fingerprint(), num_shards=len(job.shards),
                          listing=Statistics(skipped=job.listing.skipped), started_at=datetime.now(timezone.utc))
 
@@ -33,6 +33,7 @@ def check_same_plan(old: SampleSetPlan, new: SampleSetPlan, uri: str) -> None:
         "source": (old.source.sha256, new.source.sha256),
         "shard size": (old.config.shard_size, new.config.shard_size),
         "batch size": (old.config.batch_size, new.config.batch_size),
+        "requantize_every": (old.config.requantize_every, new.config.requantize_every),  # which rows have *_vs_qqx
         "teacher weights": (old.config.teacher.checksum, new.config.teacher.checksum),
         "discretizer weights": (old.config.discretizer.checksum, new.config.discretizer.checksum),
     }

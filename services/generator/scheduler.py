@@ -97,7 +97,8 @@ class ShardScheduler:
         cls = self.ray.remote(DADWorker)
         return cls.options(num_cpus=r.cpus_per_actor, num_gpus=r.gpus_per_actor, max_restarts=2, max_task_retries=2,
                            name=f"dad-generator-{self.run_id}-{i}-{self.replacements}").remote(
-            self.job.preset, self.job.listing.class_names, r.torch_threads, views=self.job.view_job())
+            self.job.preset, self.job.listing.class_names, r.torch_threads, views=self.job.view_job(),
+            requantize_every=self.cfg.requantize_every)
 
     def _start_actors(self) -> dict[str, str]:
         self.actors = [self._new_actor(i) for i in range(self.resources.actors)]
@@ -273,6 +274,8 @@ class ShardScheduler:
                 stats.rejected.add(reason, n)
             for stage, seconds in bs.stage_s.items():
                 stage_s[stage] = stage_s.get(stage, 0.0) + seconds
+            if bs.perturbation is not None:
+                stats.merge(Statistics(perturbation=bs.perturbation))
         results = [shard.result_refs[b] for b in range(len(shard.batch_refs))]
         return self.write_fn.remote(self.job.store.uri, self.cfg.storage_options, shard.index, shard.first,
                                     len(shard.items), stats.model_dump_json(), stage_s, self.job.set_fingerprint,

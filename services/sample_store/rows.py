@@ -10,6 +10,7 @@ import pyarrow as pa
 from PIL import Image
 
 from schemas import sample_store as ss
+from schemas.perturbation import DIAGNOSTIC_NAMES
 
 # zlib level 1: about 3x faster than the default 6 for ~10% larger files; PNG stays lossless either way.
 PNG_COMPRESS_LEVEL = 1
@@ -63,6 +64,7 @@ class SampleBatch:
     clean_views: StoredViews | None = None              # views of x, when the set has views
     adversarial_views: StoredViews | None = None        # views of Q(x'), when asked for
     view_images: np.ndarray | None = None               # (B, V, V, 3) uint8: the larger image views are cut from
+    perturbation: dict[str, np.ndarray] | None = None   # diagnostic name -> (B,) float32 (dad_core.perturbation)
 
     def __len__(self) -> int:
         return len(self.source_ids)
@@ -74,7 +76,7 @@ def build_rows(set_fingerprint: str, batches: Sequence[SampleBatch], compress_le
 
     `accepted` is written on adversarial rows only (null on clean and Q(x) rows, format v2); `class_names`
     go into the schema metadata (a Hugging Face ClassLabel for `label`); views (v3) go on the rows they
-    belong to, nulls elsewhere.
+    belong to, nulls elsewhere; perturbation diagnostics (v4) on adversarial rows.
     """
     schema = ss.sample_schema(class_names)
     cols: dict[str, list] = {name: [] for name in ss.COLUMNS}
@@ -102,6 +104,9 @@ def build_rows(set_fingerprint: str, batches: Sequence[SampleBatch], compress_le
                 large = batch.view_images is not None and kind == ss.KIND_CLEAN
                 cols[ss.COL_VIEW_IMAGE].append({"bytes": encode_png(batch.view_images[i], compress_level),
                                                 "path": f"{sid}-views.{ss.IMAGE_FORMAT}"} if large else None)
+                diag = batch.perturbation if kind == ss.KIND_ADVERSARIAL else None
+                cols[ss.COL_PERTURBATION].append(None if diag is None else
+                                                 {name: float(diag[name][i]) for name in DIAGNOSTIC_NAMES})
     logits = cols.pop(ss.COL_TEACHER_LOGITS)
     nested = {name: cols.pop(name) for name in (ss.COL_VIEWS, ss.COL_VIEW_LOGITS, ss.COL_VIEW_CLASSES)}
     arrays = {name: pa.array(values, type=schema.field(name).type) for name, values in cols.items()}

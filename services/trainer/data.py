@@ -51,16 +51,40 @@ def pair_rows(kinds: Sequence[str], source_ids: Sequence[str], partner: str = ss
 def partner_rows(adversarial_rows: str) -> tuple[tuple[str, ...], bool, str]:
     """(kinds to read, accepted_only, partner kind) for the trainer's `adversarial_rows` choice.
 
-    accepted: Eq. (9), Q(x') the teacher still gets right; all: every Q(x') (control: no filter);
-    discretized: the un-attacked Q(x) under the same teacher-correct filter (control: no adversarial step).
+    accepted: Eq. (9), Q(x') the teacher still gets right; all: every Q(x') (control: no filter); count-matched:
+    as many Q(x') per class as `accepted` has, drawn from all of them (`count_matched`; control: no filter at the
+    filter's count); discretized: the un-attacked Q(x) under the same teacher-correct filter (control: no
+    adversarial step).
     """
     if adversarial_rows == "accepted":
         return ss.TRAINING_KINDS, True, ss.KIND_ADVERSARIAL
-    if adversarial_rows == "all":
+    if adversarial_rows in ("all", "count-matched"):
         return ss.TRAINING_KINDS, False, ss.KIND_ADVERSARIAL
     if adversarial_rows == "discretized":
         return (ss.KIND_CLEAN, ss.KIND_DISCRETIZED), False, ss.KIND_DISCRETIZED
-    raise ValueError(f"adversarial_rows must be one of accepted, all, discretized; got {adversarial_rows!r}")
+    raise ValueError(f"adversarial_rows must be one of accepted, all, count-matched, discretized; "
+                     f"got {adversarial_rows!r}")
+
+
+def count_matched(kinds: Sequence[str], labels: Sequence[int], accepted: Sequence[bool | None],
+                  source_ids: Sequence[str], seed: int) -> np.ndarray:
+    """Bool mask over rows: per class, a random subset of *all* its Q(x') rows as large as its accepted set.
+
+    The no-filter control at the filter's count, so "the filter hurts" can be told apart from "fewer Q(x'),
+    less adversarial loss". The draw ranks each row by a hash of (seed, source id), not an RNG, so every rank
+    and every resume picks the same rows; linear in the rows plus a sort per class.
+    """
+    adversarial = np.array([k == ss.KIND_ADVERSARIAL for k in kinds])
+    labels = np.asarray(labels)
+    ok = np.array([bool(a) for a in accepted]) & adversarial
+    keys = np.array([int.from_bytes(hashlib.sha256(f"{seed}/{sid}".encode()).digest()[:8], "little")
+                     for sid in source_ids], dtype=np.uint64)
+    keep = np.zeros(len(kinds), dtype=bool)
+    for label in np.unique(labels[adversarial]):
+        rows = np.flatnonzero(adversarial & (labels == label))
+        wanted = int(ok[rows].sum())
+        keep[rows[np.argsort(keys[rows], kind="stable")[:wanted]]] = True
+    return keep
 
 
 def holdout_mask(source_ids: Sequence[str], fraction: float) -> np.ndarray:
@@ -286,10 +310,13 @@ def _from_sample_set(cfg: TrainConfig, train_tf: Transform, val_tf: Transform, f
                             storage_options=cfg.storage_options,
                             cache_row_groups=cfg.shuffle_window)  # holds one shuffle window of row groups
     index = rows.index
-    teacher_right = None
+    keep = None
     if partner == ss.KIND_DISCRETIZED:  # Q(x) rows carry no verdict: apply Eq. 9's test, phi(Q(x)) = y
-        teacher_right = pc.equal(index[ss.COL_TEACHER_PREDICTION], index[ss.COL_LABEL]).to_pylist()
-    pairs = pair_rows(index[ss.COL_KIND].to_pylist(), index[ss.COL_SOURCE_ID].to_pylist(), partner, teacher_right)
+        keep = pc.equal(index[ss.COL_TEACHER_PREDICTION], index[ss.COL_LABEL]).to_pylist()
+    if cfg.adversarial_rows == "count-matched":
+        keep = count_matched(index[ss.COL_KIND].to_pylist(), index[ss.COL_LABEL].to_numpy(),
+                             index[ss.COL_ACCEPTED].to_pylist(), index[ss.COL_SOURCE_ID].to_pylist(), cfg.seed)
+    pairs = pair_rows(index[ss.COL_KIND].to_pylist(), index[ss.COL_SOURCE_ID].to_pylist(), partner, keep)
     source_ids = rows.index[ss.COL_SOURCE_ID].to_numpy(zero_copy_only=False)[pairs[:, 0]]
     held = holdout_mask(list(source_ids), fraction)
     train = PairedSampleDataset(rows, pairs[~held], cfg.needs_adversarial, cfg.teacher_logits == "stored")

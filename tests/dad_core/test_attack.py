@@ -148,7 +148,7 @@ def test_zero_steps_is_plain_discretization(tiny_teacher, images, labels):
 @pytest.mark.parametrize("field, value, match", [
     ("steps", -1, "attack.steps"), ("grad", "adam", "attack.grad"), ("epsilon", 0.0, "attack.epsilon"),
     ("epsilon", None, "needs attack.epsilon"), ("step_size", float("nan"), "attack.step_size"),
-    ("norm", "l1", "attack.norm"), ("random_start", 1.5, "attack.random_start"),
+    ("norm", "l1", "attack.norm"), ("random_start", 1.5, "attack.random_start"), ("delta", "noise", "attack.delta"),
 ])
 def test_bad_attack_config_names_the_field(field, value, match):
     with pytest.raises(ValueError, match=match):

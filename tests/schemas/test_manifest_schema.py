@@ -75,3 +75,46 @@ def test_statistics_merge_sums_every_bucket():
     t.converted.add("CMYK")
     s.merge(t)
     assert (s.seen, s.clean, s.accepted, s.teacher_clean_correct, s.converted.reasons) == (5, 4, 1, 2, {"CMYK": 1})
+
+
+def test_perturbation_tallies_merge_to_the_same_summary_as_one_tally():
+    import numpy as np
+
+    from schemas.manifest import Statistics
+    from schemas.perturbation import DIAGNOSTIC_NAMES, PerturbationTally
+
+    rng = np.random.default_rng(0)
+    values = {name: rng.lognormal(-3, 1, 1000) for name in DIAGNOSTIC_NAMES}
+    values["conf_drop_vs_qx"] = rng.normal(0, 0.1, 1000)
+    values["codes_vs_qx"][:10] = np.nan  # not measured
+    labels = rng.integers(0, 5, 1000)
+    whole, parts = PerturbationTally(), Statistics()
+    whole.add(values, labels.tolist())
+    for start in range(0, 1000, 300):  # shards, merged as the manifest merges commit markers
+        t = PerturbationTally()
+        t.add({k: v[start:start + 300] for k, v in values.items()}, labels[start:start + 300].tolist())
+        shard = Statistics.model_validate_json(Statistics(perturbation=t).model_dump_json())  # through JSON
+        parts.merge(shard)
+    a, b = whole.summary(), parts.perturbation.summary()
+    for name in DIAGNOSTIC_NAMES:
+        assert a.metrics[name].mean == pytest.approx(b.metrics[name].mean)
+        assert a.metrics[name].quantiles == b.metrics[name].quantiles
+    assert a.metrics["codes_vs_qx"].n == 990
+    for name in ("l2_vs_qx", "conf_drop_vs_qx"):
+        for q, key in ((0.05, "q05"), (0.5, "q50"), (0.95, "q95")):
+            exact = np.quantile(values[name], q)
+            assert a.metrics[name].quantiles[key] == pytest.approx(exact, rel=0.05, abs=1e-3)
+    means = {c: values["l2_vs_qx"][labels == c].mean() for c in range(5)}
+    assert {c: pytest.approx(m) for c, m in means.items()} == {c: d["l2_vs_qx"] for c, d in b.per_class.items()}
+
+
+def test_immaterial_attack_says_what_to_change():
+    from schemas.perturbation import immaterial_attack
+
+    assert immaterial_attack({"same_vs_qx": 0.3, "codes_vs_qx": 0.2, "codes_vs_qqx": 0.05}) is None
+    warning = immaterial_attack({"same_vs_qx": 0.8, "codes_vs_qx": 0.2})
+    assert "attack.step_size" in warning and "80%" in warning
+    assert "0.50% of Q's codes changed" in immaterial_attack({"same_vs_qx": 0.1, "codes_vs_qx": 0.005})
+    # codes move against Q(x), but hardly against Q(Q(x)): the second pass through Q does the work, not delta
+    assert "0.40% of Q's codes differ from Q(Q(x))'s" in immaterial_attack({"codes_vs_qx": 0.5, "codes_vs_qqx": 0.004})
+    assert immaterial_attack({}) is None

@@ -45,12 +45,12 @@ def test_teacher_logits_are_float16_lists_and_columns_are_complete():
     assert ss.SAMPLE_SCHEMA.field(ss.COL_TEACHER_LOGITS).type == pa.list_(pa.float16())
     assert ss.COLUMNS == (ss.COL_SAMPLE_ID, ss.COL_SOURCE_ID, ss.COL_SOURCE_PATH, ss.COL_LABEL, ss.COL_IMAGE,
                           ss.COL_KIND, ss.COL_TEACHER_LOGITS, ss.COL_TEACHER_PREDICTION,
-                          ss.COL_TEACHER_CONFIDENCE, ss.COL_ACCEPTED, *ss.VIEW_COLUMNS)
+                          ss.COL_TEACHER_CONFIDENCE, ss.COL_ACCEPTED, *ss.VIEW_COLUMNS, ss.COL_PERTURBATION)
     assert ss.SAMPLE_SCHEMA.metadata[b"dad_format"] == f"{ss.FORMAT_NAME}/{ss.FORMAT_VERSION}".encode()
 
 
 def test_format_v2_declares_class_names_as_a_hugging_face_class_label():
-    assert ss.FORMAT_VERSION == 3 and ss.READABLE_FORMAT_VERSIONS == (1, 2, 3)
+    assert ss.FORMAT_VERSION == 4 and ss.READABLE_FORMAT_VERSIONS == (1, 2, 3, 4)
     schema = ss.sample_schema(["cat", "dog"])
     features = json.loads(schema.metadata[b"huggingface"])["info"]["features"]
     assert features[ss.COL_LABEL] == {"names": ["cat", "dog"], "_type": "ClassLabel"}

@@ -61,12 +61,15 @@ def _shard_rows(table, set_id: str, shard: int, position0: int) -> list[dict]:
         logits = logits_col.flatten().to_numpy(zero_copy_only=False).reshape(n, width)  # (N, K)
         idx, probs = top_k(logits)
     cols = {name: table.column(name).to_pylist() for name in _INDEX_COLUMNS if name != ss.COL_TEACHER_LOGITS}
+    diag = (table.column(ss.COL_PERTURBATION).to_pylist() if ss.COL_PERTURBATION in table.column_names
+            else [None] * n)  # sets before format v4 have none
     return [{
         "set_id": set_id, "sample_id": cols[ss.COL_SAMPLE_ID][i], "source_id": cols[ss.COL_SOURCE_ID][i],
         "position": position0 + i, "shard": shard, "row": i, "kind": cols[ss.COL_KIND][i],
         "label": cols[ss.COL_LABEL][i], "prediction": cols[ss.COL_TEACHER_PREDICTION][i],
         "confidence": float(cols[ss.COL_TEACHER_CONFIDENCE][i]), "accepted": ss.accepted_by_kind(cols[ss.COL_KIND][i], cols[ss.COL_ACCEPTED][i]),
         "top5": [[int(c), round(float(p), 5)] for c, p in zip(idx[i], probs[i], strict=True)],
+        "perturbation": None if diag[i] is None else {k: None if v is None or v != v else v for k, v in diag[i].items()},
     } for i in range(n)]
 
 
@@ -84,9 +87,12 @@ def index_sample_set(session: Session, store: Store, set_id: str, run_id: str | 
     paths = [inside(root, rel) for rel in shard_paths]  # UnsafePath for '..', absolute, schemes, encoded variants
     cfg = manifest.config
     stats = manifest.statistics
-    statistics = {**stats.model_dump(mode="json"), "acceptance_rate": stats.acceptance_rate,
+    statistics = {**stats.model_dump(mode="json", exclude={"perturbation"}), "acceptance_rate": stats.acceptance_rate,
                   "num_rows": manifest.num_rows, "num_shards": len(manifest.shards),
-                  "timings": manifest.timings.model_dump(mode="json")}
+                  "timings": manifest.timings.model_dump(mode="json"),
+                  # the diagnostics' means and quantiles, from the manifest's tally (requests never scan the set)
+                  "diagnostics": None if stats.perturbation is None
+                  else stats.perturbation.summary().model_dump(mode="json")}
     lineage = {
         "run_id": run_id, "name": manifest.name, "preset": cfg.preset, "fingerprint": cfg.fingerprint,
         "source": manifest.source.model_dump(mode="json"), "teacher": cfg.teacher.model_dump(mode="json"),
@@ -104,7 +110,8 @@ def index_sample_set(session: Session, store: Store, set_id: str, run_id: str | 
 
     def load(shard_index: int) -> list[dict]:
         with store.fs.open(paths[shard_index], "rb") as f:
-            table = pq.read_table(f, columns=_INDEX_COLUMNS)
+            pf = pq.ParquetFile(f)
+            table = pf.read(columns=_INDEX_COLUMNS + [c for c in (ss.COL_PERTURBATION,) if c in pf.schema_arrow.names])
         if table.num_rows != manifest.shards[shard_index].num_rows:
             raise ValueError(f"shard {shard_paths[shard_index]} of sample set {set_id!r} has {table.num_rows} rows, "
                              f"its manifest says {manifest.shards[shard_index].num_rows}")

@@ -99,6 +99,8 @@ class Sample(Base):
     confidence: Mapped[float] = mapped_column(Float)
     accepted: Mapped[bool | None] = mapped_column(Boolean, nullable=True)  # adversarial rows only (format v2)
     top5: Mapped[list[Any]] = mapped_column()                            # [[class index, probability], ...]
+    perturbation: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)  # Q(x') rows (format v4): what
+                                                                         # the attack changed; NaN stored as null
 
 
 class SampleCount(Base):

@@ -103,6 +103,48 @@ function lineagePanel(s) {
                     { max: 1, percent: true, title: "acceptance rate per class" }))));
 }
 
+// What the attack changed (GET /sample-sets/{id}.diagnostics, from the manifest; README "Reading the diagnostics").
+const DIAGNOSTIC_ROWS = [
+  ["delta_l2", "|δ| L2, the attack's pixel change before Q", "num"],
+  ["l2_vs_qx", "Q(x') vs Q(x): L2", "num"], ["same_vs_qx", "Q(x') vs Q(x): identical values", "share"],
+  ["codes_vs_qx", "Q(x') vs Q(x): codes changed", "share"],
+  ["l2_vs_qqx", "Q(x') vs Q(Q(x)): L2", "num"], ["same_vs_qqx", "Q(x') vs Q(Q(x)): identical values", "share"],
+  ["codes_vs_qqx", "Q(x') vs Q(Q(x)): codes changed", "share"],
+  ["kl_vs_qx", "teacher KL(φ(Q(x)) ‖ φ(Q(x')))", "num"], ["conf_drop_vs_qx", "teacher's drop on the true class", "num"],
+];
+const fmtDiag = (v, kind) => (v === null || v === undefined ? "–" : kind === "share" ? pct(v) : String(Number(Number(v).toPrecision(3))));
+
+function diagnosticsPanel(s) {
+  const d = s.diagnostics;
+  if (!d) return h("div", { class: "panel", id: "set-diagnostics" }, h("h2", {}, "What the attack changed"),
+    h("p", { class: "muted" }, "No diagnostics: this set was made before sample-store format 4."));
+  const rows = DIAGNOSTIC_ROWS.filter(([k]) => d.metrics[k]);
+  return h("div", { class: "panel", id: "set-diagnostics" }, h("h2", {}, "What the attack changed"),
+    d.warning ? h("p", { class: "warning", role: "alert" }, d.warning) : null,
+    h("table", {}, h("thead", {}, h("tr", {}, ["measure", "mean", "median", "5%", "95%", "items"].map((c) => h("th", {}, c)))),
+      h("tbody", {}, rows.map(([k, label, kind]) => { const m = d.metrics[k];
+        return h("tr", { "data-metric": k }, h("td", {}, label), h("td", { class: "num" }, fmtDiag(m.mean, kind)),
+          h("td", { class: "num" }, fmtDiag(m.quantiles.q50, kind)), h("td", { class: "num" }, fmtDiag(m.quantiles.q05, kind)),
+          h("td", { class: "num" }, fmtDiag(m.quantiles.q95, kind)), h("td", { class: "num" }, m.n)); }))),
+    h("details", { id: "class-diagnostics" }, h("summary", {}, "per class (means)"),
+      h("table", {}, h("thead", {}, h("tr", {}, ["class", "vs Q(x): L2", "identical", "codes changed", "teacher KL"]
+        .map((c) => h("th", {}, c)))),
+        h("tbody", {}, Object.entries(d.per_class).map(([label, m]) => h("tr", { "data-label": label },
+          h("td", {}, s.class_names[label] ?? label), h("td", { class: "num" }, fmtDiag(m.l2_vs_qx)),
+          h("td", { class: "num" }, fmtDiag(m.same_vs_qx, "share")), h("td", { class: "num" }, fmtDiag(m.codes_vs_qx, "share")),
+          h("td", { class: "num" }, fmtDiag(m.kl_vs_qx))))))));
+}
+
+// One item's diagnostics, next to its Q(x) | Q(x') images.
+function sampleDiagnostics(sample) {
+  const d = sample.perturbation;
+  if (!d) return null;
+  return h("div", { class: "diag muted", title: "what the attack changed on this item (README: Reading the diagnostics)" },
+    `vs Q(x): L2 ${fmtDiag(d.l2_vs_qx)}, ${fmtDiag(d.same_vs_qx, "share")} same, ${fmtDiag(d.codes_vs_qx, "share")} codes` +
+    (d.l2_vs_qqx === null ? "" : ` · vs Q(Q(x)): L2 ${fmtDiag(d.l2_vs_qqx)}, ${fmtDiag(d.same_vs_qqx, "share")} same`) +
+    ` · KL ${fmtDiag(d.kl_vs_qx)}`);
+}
+
 function filtersForm(s, params) {
   const sel = select;
   const form = h("form", { class: "filters panel", id: "filters" },
@@ -162,7 +204,8 @@ function openLightbox(sample) {
             v === "adversarial" && rows.adversarial ? h("span", { class: `badge ${rows.adversarial.accepted ? "yes" : "no"}` },
               rows.adversarial.accepted ? " accepted" : " rejected") : null)))),
       h("div", { class: "top5" }, top5List("teacher on x", rows.clean, sample.label),
-        top5List("teacher on Q(x')", rows.adversarial, sample.label))));
+        top5List("teacher on Q(x')", rows.adversarial, sample.label)),
+      sampleDiagnostics(sample)));
   document.body.append(box);
 }
 
@@ -180,6 +223,7 @@ function tile(sample) {
     h("figcaption", {}, caption));
   return h("div", { class: `tile${adv && adv.accepted === false ? " rejected" : ""}`, "data-sample": sample.id },
     h("div", { class: "triplet" }, figure("clean", "clean x"), figure("discretized", "Q(x)"), figure("adversarial", "Q(x')")),
+    sampleDiagnostics(sample),
     h("div", { class: "meta" }, h("span", {}, h("strong", {}, sample.class_name), ` · ${sample.source_id}`),
       adv ? h("span", { class: `badge ${adv.accepted ? "yes" : "no"}` }, adv.accepted ? "accepted" : "rejected") : null),
     h("div", { class: "top5" }, top5List("teacher on x", rows.clean, sample.label),
@@ -210,7 +254,7 @@ async function setPage(id, params) {
     h("span", { class: "page-info" }, `page ${page} of ${samples.count_exact ? pages : `${pages}+`} · ${total} samples`),
     h("button", { disabled: !samples.next || (samples.count_exact && page >= pages), "data-action": "next",
                   onclick: () => toPage(page + 1, samples.next) }, "Next ›"));
-  return [h("h1", {}, `Sample set ${s.id}`), lineagePanel(s), filtersForm(s, params), pager(),
+  return [h("h1", {}, `Sample set ${s.id}`), lineagePanel(s), diagnosticsPanel(s), filtersForm(s, params), pager(),
     h("div", { class: "grid", id: "samples" }, samples.data.map(tile)),
     samples.count ? pager() : h("p", { class: "muted" }, "No sample matches these filters.")];
 }

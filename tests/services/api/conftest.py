@@ -49,6 +49,16 @@ def write_sample_set(store: Path, set_id: str, per_class: int = 4, shard_size: i
     adv = np.clip(clean.astype(int) + rng.integers(-40, 40, clean.shape), 0, 255).astype(np.uint8)
     clean_v, adv_v = verdicts(10**6), verdicts(3)
     clean_v.accepted[:] = True
+    # perturbation diagnostics (format v4): measured where the synthetic images allow, made up elsewhere
+    from schemas.perturbation import DIAGNOSTIC_NAMES, PerturbationTally
+
+    diff = (adv.astype(np.float32) - clean) / 255
+    diag = {name: rng.random(n).astype(np.float32) for name in DIAGNOSTIC_NAMES}
+    diag["l2_vs_qx"] = np.sqrt((diff ** 2).reshape(n, -1).sum(1)).astype(np.float32)
+    diag["same_vs_qx"] = (adv == clean).reshape(n, -1).mean(1).astype(np.float32)
+    diag["codes_vs_qqx"][0] = np.nan  # not measured on this item
+    tally = PerturbationTally()
+    tally.add(diag, labels.tolist())
     fingerprint = hashlib.sha256(f"synthetic/{set_id}/{seed}".encode()).hexdigest()
     root = store / "sample-sets" / set_id
     (root / "shards").mkdir(parents=True, exist_ok=True)
@@ -57,7 +67,8 @@ def write_sample_set(store: Path, set_id: str, per_class: int = 4, shard_size: i
         sl = slice(start, min(n, start + shard_size))
         batch = SampleBatch(source_ids[sl], [f"/src/{s}" for s in source_ids[sl]], labels[sl], clean[sl], adv[sl],
                             TeacherVerdicts(*(getattr(clean_v, f)[sl] for f in ("logits", "prediction", "confidence", "accepted"))),
-                            TeacherVerdicts(*(getattr(adv_v, f)[sl] for f in ("logits", "prediction", "confidence", "accepted"))))
+                            TeacherVerdicts(*(getattr(adv_v, f)[sl] for f in ("logits", "prediction", "confidence", "accepted"))),
+                            perturbation={k: v[sl] for k, v in diag.items()})
         data = parquet_bytes(build_rows(fingerprint, [batch]))
         rel = f"shards/shard-{k:06d}-abc{k:03d}.parquet"
         (root / rel).write_bytes(data)
@@ -66,7 +77,8 @@ def write_sample_set(store: Path, set_id: str, per_class: int = 4, shard_size: i
     if shard_path_override is not None:
         shards[0] = shards[0].model_copy(update={"path": shard_path_override})
     accepted = int(adv_v.accepted.sum())
-    stats = Statistics(seen=n, clean=n, accepted=accepted, teacher_clean_correct=int((clean_v.prediction == labels).sum()))
+    stats = Statistics(seen=n, clean=n, accepted=accepted, teacher_clean_correct=int((clean_v.prediction == labels).sum()),
+                       perturbation=tally)
     stats.rejected.add("teacher_wrong", n - accepted)
     now = datetime.now(timezone.utc)
     model = ModelInfo(kind="open_clip", name="tiny-clip-vit", weights=None, checksum="0" * 64)
@@ -79,7 +91,7 @@ def write_sample_set(store: Path, set_id: str, per_class: int = 4, shard_size: i
         source=SourceFingerprint(uri="/src", format="imagefolder", num_items=n, num_classes=len(CLASSES), sha256="0" * 64),
         shards=shards, statistics=stats, timings=Timings(started_at=now, finished_at=now), code_version=CodeVersion())
     (root / "manifest.json").write_text(manifest.to_json())
-    return {"manifest": manifest, "num_items": n, "accepted": accepted}
+    return {"manifest": manifest, "num_items": n, "accepted": accepted, "perturbation": diag}
 
 
 class FakeLauncher:

@@ -208,3 +208,38 @@ def test_the_server_refuses_to_start_without_a_token_or_the_flag(tmp_path, monke
     assert settings.database_url == f"sqlite:///{tmp_path}/s/catalog.db"
     monkeypatch.setenv("DAD_DATABASE_URL", "sqlite:////elsewhere.db")
     assert Settings(store_uri=str(tmp_path), auth_token="x" * 16).database_url == "sqlite:////elsewhere.db"
+
+
+@pytest.mark.parametrize("overrides", [
+    {"attack.steps": 0},                                        # Q(Q(x)): DAD's pipeline with no delta
+    {"attack.delta": "random"},                                 # random delta of the attack's norm
+    {"attack.through_discretizer": True, "attack.steps": 3},    # attack through Q, several steps
+])
+def test_the_attack_controls_are_accepted_over_rest_and_reach_the_job(client, auth, launcher, overrides):
+    from services.generator.cli import build_parser, config_from_args
+    from services.jobs.presets import resolve_preset
+
+    body = {"id": "gen-c", "kind": "generate", "config": {"source": "/d", "overrides": overrides,
+                                                          "requantize_every": 4}}
+    assert client.post("/runs", json=body, headers=auth).status_code == 201
+    config = config_from_args(build_parser().parse_args(shlex.split(launcher.jobs["gen-c"]["entrypoint"])[3:]))
+    attack = resolve_preset(config.preset, config.overrides).attack
+    assert {k: getattr(attack, k.split(".")[1]) for k in overrides} == overrides and config.requantize_every == 4
+
+
+def test_a_bad_control_is_422_naming_it(client, auth, launcher):
+    body = {"id": "x", "kind": "generate", "config": {"source": "/d", "overrides": {"attack.delta": "noise"}}}
+    r = client.post("/runs", json=body, headers=auth)
+    assert r.status_code == 422 and "attack.delta" in r.text
+    train = {"id": "t", "kind": "train", "config": {"source": "/d", "sample_set": "synthetic", "objective": "dad",
+                                                    "adversarial_rows": "matched"}}
+    r = client.post("/runs", json=train, headers=auth)
+    assert r.status_code == 422 and "count-matched" in r.text
+
+
+def test_the_count_matched_no_filter_control_is_accepted_over_rest(client, auth, launcher):
+    train = {"id": "t", "kind": "train", "config": {"source": "/d", "sample_set": "synthetic", "objective": "dad",
+                                                    "adversarial_rows": "count-matched"}}
+    r = client.post("/runs", json=train, headers=auth)
+    assert r.status_code == 201, r.text
+    assert _job_config(client, "t")["adversarial_rows"] == "count-matched"

@@ -132,3 +132,33 @@ def test_pages_continue_by_cursor_and_a_bad_cursor_is_a_422_naming_after(client)
     bad = get(order="confidence", after="17")  # not "<confidence>:<position>"
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "after"]
     assert get(after="0.5:" + "9" * 18).json()["data"] == []  # any well-formed cursor is a place in the set
+
+
+def test_detail_gives_the_diagnostics_aggregates_from_the_manifest_and_each_sample_its_own(client, store):
+    from schemas.manifest import SampleSetManifest
+
+    manifest = SampleSetManifest.from_json((store / "sample-sets" / "synthetic" / "manifest.json").read_text())
+    d = client.get("/sample-sets/synthetic").json()
+    assert d["diagnostics"] == manifest.statistics.perturbation.summary().model_dump(mode="json")
+    assert d["diagnostics"]["metrics"]["codes_vs_qqx"]["n"] == 11 and set(d["diagnostics"]["per_class"]) == {"0", "1", "2"}
+    assert "perturbation" not in d["statistics"]  # the raw tally (histograms) stays in the manifest
+    rows = client.get("/sample-sets/synthetic/samples", params={"limit": 500}).json()["data"]
+    raw = {r["source_id"]: r["perturbation"] for r in pq.read_table(store / "sample-sets" / "synthetic" / "shards")
+           .to_pylist() if r["kind"] == "adversarial"}
+    for r in rows:  # clean and Q(x') rows alike carry their item's Q(x') diagnostics
+        assert r["perturbation"]["l2_vs_qx"] == raw[r["source_id"]]["l2_vs_qx"]
+    first = next(r for r in rows if r["source_id"] == "cat/000.png")
+    assert first["perturbation"]["codes_vs_qqx"] is None  # NaN (not measured) is null in JSON
+
+
+def test_a_set_written_in_format_v3_is_indexed_without_diagnostics(make_client, tmp_path):
+    import shutil
+    from pathlib import Path
+
+    store = tmp_path / "v3-store"
+    shutil.copytree(Path(__file__).parents[1] / "sample_store" / "data" / "v3-set", store / "sample-sets" / "v3-set")
+    client = make_client(store)
+    d = client.get("/sample-sets/v3-set").json()
+    assert d["diagnostics"] is None and d["num_items"] == 3
+    rows = client.get("/sample-sets/v3-set/samples").json()["data"]
+    assert len(rows) == 6 and all(r["perturbation"] is None for r in rows)

@@ -285,12 +285,24 @@ def test_sample_browser_full_size_view_sort_and_search(live_server):
         page.goto(f"{url}/ui/#/sets/synthetic")
         page.wait_for_selector("#samples .tile img")
         assert page.locator("#lightbox").count() == 0
+        # what the attack changed: the set's aggregates from the manifest, and each item's next to its images
+        diag = httpx.get(f"{url}/sample-sets/synthetic", timeout=60).json()["diagnostics"]
+        row = page.locator("#set-diagnostics tr[data-metric=l2_vs_qx] td")
+        assert row.nth(1).inner_text() == f"{diag['metrics']['l2_vs_qx']['mean']:.3g}"
+        assert row.nth(5).inner_text() == "12" and page.locator("#set-diagnostics .warning").count() == 0
+        page.locator("#class-diagnostics summary").click()
+        dog = page.locator("#class-diagnostics tr[data-label='1'] td")
+        assert dog.nth(0).inner_text() == "dog"
+        assert dog.nth(1).inner_text() == f"{diag['per_class']['1']['l2_vs_qx']:.3g}"
+        assert page.locator("#samples .tile .diag").count() == page.locator("#samples .tile").count() > 0
         first = page.locator("#samples .tile").first
+        assert first.locator(".diag").inner_text().startswith("vs Q(x): L2 ")
         source = first.locator(".meta").inner_text().split("·")[1].split()[0]
         first.locator("img[data-variant=adversarial]").click()
         box = page.locator("#lightbox")
         box.wait_for(state="visible")
         assert source in box.inner_text() and box.locator("img").count() == 2  # x and Q(x') (no Q(x) stored)
+        assert box.locator(".diag").inner_text() == first.locator(".diag").inner_text()
         page.wait_for_function("() => [...document.querySelectorAll('#lightbox img')].every((i) => i.complete && i.naturalWidth === 16)")
         shown = box.locator("img").first.bounding_box()
         thumb = first.locator("img").first.bounding_box()

@@ -153,3 +153,38 @@ def test_the_summary_says_when_the_teacher_is_near_chance_and_why_that_empties_t
     assert teacher_line(0, 200, 7).startswith("  teacher right on 0 of 200 clean images (0.0%) - near chance")
     assert "random-init" in teacher_line(40, 200, 7)  # 20% < 2 x 1/7
     assert teacher_line(150, 200, 7) == "  teacher right on 150 of 200 clean images (75.0%)"
+
+
+def test_the_summary_gives_the_attacks_diagnostics_and_warns_when_it_is_immaterial():
+    from schemas.perturbation import DIAGNOSTIC_NAMES, PerturbationTally
+    from services.generator.cli import perturbation_lines
+
+    def tally(same, codes):
+        t = PerturbationTally()
+        values = {name: [0.1, 0.3] for name in DIAGNOSTIC_NAMES}
+        values["same_vs_qx"], values["codes_vs_qx"] = [same, same], [codes, codes]
+        t.add(values, [0, 1])
+        return t
+
+    assert perturbation_lines(None) == []
+    material = perturbation_lines(tally(0.2, 0.3))
+    assert len(material) == 1 and "20.0% values identical, 30.0% codes changed" in material[0]
+    assert "|delta| L2 0.2" in material[0]
+    lines = perturbation_lines(tally(0.8, 0.005))
+    assert lines[-1].startswith("warning: the attack is immaterial: 80% of Q(x')'s pixel values are identical")
+    assert "attack.step_size" in lines[-1] and "attack.steps=0" in lines[-1]
+
+
+def test_the_controls_are_reachable_from_the_command_line():
+    from services.generator.cli import build_parser, config_from_args
+    from services.jobs.presets import resolve_preset
+    from services.trainer.cli import build_parser as train_parser, config_from_args as train_config
+
+    args = build_parser().parse_args(["--source", "/d", "--set", "attack.delta=random", "--set", "attack.steps=0",
+                                      "--set", "attack.through_discretizer=true", "--requantize-every", "2"])
+    config = config_from_args(args)
+    attack = resolve_preset(config.preset, config.overrides).attack
+    assert (attack.delta, attack.steps, attack.through_discretizer, config.requantize_every) == ("random", 0, True, 2)
+    train = train_config(train_parser().parse_args(["--source", "/d", "--samples", "/s", "--out", "/o", "--objective", "dad",
+                                                    "--adversarial-rows", "count-matched"]))
+    assert train.adversarial_rows == "count-matched"

@@ -3,6 +3,7 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
@@ -37,6 +38,29 @@ def test_published_set_verifies_and_has_three_rows_per_decoded_image(tiny_sample
     assert manifest.config.teacher.checksum and manifest.config.discretizer.checksum
     assert manifest.code_version.libraries["torch"] and manifest.timings.stage_s.keys() >= {"read", "generate", "write"}
     assert manifest.source.num_items == 22 and manifest.source.format == "imagefolder"
+
+
+def test_every_adversarial_row_has_diagnostics_and_the_manifest_their_aggregates(tiny_sample_set):
+
+    from schemas.perturbation import DIAGNOSTIC_NAMES
+
+    _, result, _ = tiny_sample_set
+    manifest = verify_sample_set(result.manifest_uri)
+    rows = pq.read_table(result.set_uri + "/shards").to_pylist()
+    diag = [r["perturbation"] for r in rows if r["kind"] == "adversarial"]
+    assert len(diag) == manifest.statistics.clean and all(d is not None for d in diag)
+    assert all(r["perturbation"] is None for r in rows if r["kind"] != "adversarial")
+    summary = manifest.statistics.perturbation.summary()
+    for name in DIAGNOSTIC_NAMES:  # the manifest's means are the rows' means (NaN: not measured)
+        measured = [d[name] for d in diag if not np.isnan(d[name])]
+        assert summary.metrics[name].n == len(measured)
+        assert summary.metrics[name].mean == pytest.approx(np.mean(measured), rel=1e-4, abs=1e-6)
+    # the tiny Q has codes: every row has them; Q(Q(x)) is made for the first item of each batch (of 4) only
+    assert summary.metrics["codes_vs_qx"].n == len(diag)
+    assert 0 < summary.metrics["l2_vs_qqx"].n == summary.metrics["codes_vs_qqx"].n < len(diag)
+    assert 0 < summary.metrics["delta_l2"].mean <= 0.1 + 1e-5  # App. C's L2 ball of 0.1
+    assert set(summary.per_class) <= {0, 1, 2} and manifest.timings.stage_s["diagnose"] > 0
+    assert manifest.config.requantize_every == 16  # recorded: which rows have the Q(Q(x)) measures
 
 
 def test_status_object_reports_progress_and_the_final_state(tiny_sample_set):

@@ -23,7 +23,7 @@ def test_overrides_are_checked_against_the_presets_field_types():
     assert resolve_preset("tiny", {"attack.step_size": 1e-05, "distill.temperature": 2}).distill.temperature == 2.0
     for bad, words in (({"attack.step_size": "1e-05"}, "attack.step_size: expected float"),
                        ({"attack.steps": 1.5}, "attack.steps: expected int"),
-                       ({"attack.stepz": 1}, "attack.stepz: unknown preset field; known: attack.epsilon")):
+                       ({"attack.stepz": 1}, "attack.stepz: unknown preset field; known: attack.delta, attack.epsilon")):
         with pytest.raises(ValueError, match=words):
             typed_overrides(bad)
 

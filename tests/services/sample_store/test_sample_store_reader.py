@@ -64,7 +64,7 @@ def test_shards_are_plain_parquet_with_the_hugging_face_image_struct(synthetic_s
     table = pq.read_table(synthetic_set / "shards")  # pyarrow alone, no dad code
     assert table.num_rows == 12
     assert table.schema.field("image").type.names == ["bytes", "path"]
-    assert table.schema.metadata[b"dad_format"] == b"dad-sample-set/3"
+    assert table.schema.metadata[b"dad_format"] == b"dad-sample-set/4"
 
 
 V1_SET = Path(__file__).parent / "data" / "v1-set"  # written by the format-v1 code (commit a7579af), kept as is
@@ -133,3 +133,32 @@ def test_a_view_is_rebuilt_from_the_stored_image_with_its_stored_logits(views_se
         ds.view(1, 2)
     shapes = open_sample_set(str(views_set), transform=lambda img: np.asarray(img).shape)
     assert shapes.view(0, 1)["image"] == (8, 8, 3)  # a transform gets the view as a PIL image
+
+
+V3_SET = Path(__file__).parent / "data" / "v3-set"  # written by the format-v3 code (commit 3181355), kept as is
+
+
+def test_a_set_written_in_format_v3_stays_readable_as_a_set_without_diagnostics():
+    manifest = verify_sample_set(str(V3_SET))
+    assert manifest.format_version == 3 and manifest.statistics.perturbation is None
+    raw = pq.read_table(next((V3_SET / "shards").iterdir()))
+    assert raw.schema.metadata[b"dad_format"] == b"dad-sample-set/3" and "perturbation" not in raw.schema.names
+    training = open_sample_set(str(V3_SET))
+    assert training.num_views == 2 and len(training) == 3 + 2
+    assert "perturbation" not in training.record(1) and training[1]["kind"] == "adversarial"
+
+
+def test_perturbation_diagnostics_are_stored_on_adversarial_rows_only(tmp_path, synthetic):
+    from services.sample_store import SampleSetStore
+
+    batch = synthetic.sample_batch()
+    batch.perturbation = {name: np.full(len(batch), 0.25 * (i + 1), np.float32)
+                          for i, name in enumerate(ss.DIAGNOSTIC_NAMES)}
+    batch.perturbation["codes_vs_qx"][1] = np.nan  # a Q without codes
+    store = SampleSetStore(str(tmp_path / "set"))
+    synthetic.commit(store, 0, batch)
+    raw = pq.read_table(tmp_path / "set" / "shards")
+    diag = raw.column("perturbation").to_pylist()
+    assert diag[0] is None and diag[1]["delta_l2"] == 0.25 and diag[5]["kl_vs_qx"] == 0.25 * 11
+    assert [d is None for d in diag] == [k != "adversarial" for k in raw.column("kind").to_pylist()]
+    assert np.isnan(diag[3]["codes_vs_qx"]) and diag[1]["codes_vs_qx"] == 0.25 * 6

@@ -120,3 +120,35 @@ def test_random_resized_crop_keeps_the_size_and_changes_the_view(train_config):
     assert any(not torch.equal(views[0], v) for v in views[1:])
     assert torch.equal(build_transform(train_config(objective="ce", samples=None), train=True)(img),
                        torch.from_numpy(np.array(img)).permute(2, 0, 1))
+
+
+def test_count_matched_keeps_per_class_as_many_q_of_x_prime_as_accepted_drawn_from_all():
+    from services.trainer.data import count_matched
+
+    rng = np.random.default_rng(0)
+    n = 300
+    labels = np.repeat(rng.integers(0, 4, n), 2)                     # clean row, then its Q(x') row
+    kinds = ["clean", "adversarial"] * n
+    accepted = [None if k == "clean" else bool(a) for k, a in zip(kinds, np.repeat(rng.random(n) < 0.3, 2))]
+    ids = [f"img{i // 2}" for i in range(2 * n)]
+    keep = count_matched(kinds, labels, accepted, ids, seed=0)
+    assert not keep[0::2].any()                                      # only Q(x') rows are chosen
+    for c in range(4):
+        wanted = sum(1 for a, lab in zip(accepted, labels) if a and lab == c)
+        assert keep[1::2][labels[1::2] == c].sum() == wanted         # the accepted set's size, per class
+    chosen = keep & np.array([a is False for a in accepted])
+    assert chosen.sum() > 0.5 * keep.sum()                           # drawn from all: mostly rejected ones at 30%
+    assert np.array_equal(keep, count_matched(kinds, labels, accepted, ids, seed=0))
+    assert not np.array_equal(keep, count_matched(kinds, labels, accepted, ids, seed=1))
+
+
+def test_count_matched_rows_pair_as_many_q_of_x_prime_as_the_filter_per_class(train_config, sample_set):
+    accepted = build_datasets(train_config(adversarial_rows="accepted", val_fraction=0.0)).train
+    matched = build_datasets(train_config(adversarial_rows="count-matched", val_fraction=0.0)).train
+
+    def per_class(data):
+        labels = data.rows.index["label"].to_numpy()
+        paired = data.pairs[data.pairs[:, 1] >= 0]
+        return np.bincount(labels[paired[:, 1]], minlength=8).tolist()
+
+    assert per_class(matched) == per_class(accepted) and len(matched) == len(accepted)

@@ -5,7 +5,7 @@ samples pages' totals never count the set; existing sets are counted once here. 
 set while its rows are written in short transactions. New indexes let every
 order the browser offers read a page as an index range (ImageNet-size sets: 2.5 M+ rows per set).
 
-Revision ID: 0003_issue24_scale_indexes
+Revision ID: 0003
 Revises: 0002
 Create Date: 2026-12-04
 """
@@ -13,7 +13,7 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0003_issue24_scale_indexes'
+revision = '0003'
 down_revision = '0002'
 branch_labels = None
 depends_on = None
