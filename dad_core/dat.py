@@ -22,11 +22,12 @@ STUDENT_MODES = ("train", "eval")
 class DATConfig:
     """DAT's attack on the student; defaults are DAT's official ones."""
 
-    steps: int = 1
-    step_size: float = 0.1                  # attack_lr
-    norm: str = "l2"                        # attack_type
-    epsilon: float | None = 0.1             # eps
-    random_start: float = 0.8               # random_start_prob
+    # the attack fields DAT shares with DAD's attack, with its defaults (App. C's attack is DAT's official one)
+    steps: int = AttackConfig.steps
+    step_size: float = AttackConfig.step_size        # attack_lr
+    norm: str = AttackConfig.norm                    # attack_type
+    epsilon: float | None = AttackConfig.epsilon     # eps
+    random_start: float = AttackConfig.random_start  # random_start_prob
     student_mode: str = "train"             # DAT's eval_mode=False: BatchNorm uses (and updates) batch statistics
 
     def __post_init__(self):

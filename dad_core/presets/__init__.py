@@ -3,7 +3,8 @@
     preset = get_preset("paper", overrides={"discretizer.checkpoint": "/ckpt/vq-f8.ckpt"})
 
 A preset's fields are the frozen configs of each concept (TeacherConfig, DiscretizerConfig, AttackConfig,
-DistillConfig, DATConfig), so a service never builds models from anything but these.
+DistillConfig, DATConfig), so a service never builds models from anything but these. Their defaults are the
+paper's setting; a preset file holds only what differs from them (each value written once).
 """
 from __future__ import annotations
 
@@ -102,7 +103,8 @@ def _set_dotted(d: dict[str, Any], dotted: str, value: Any) -> None:
     node = d
     for i, part in enumerate(parents):
         node = node.setdefault(part, {})
-        if not isinstance(node, dict):
+        # a preset file leaves out sections at their defaults: only the dataclass says what is a section
+        if not isinstance(node, dict) or i > 0 or part not in _SECTIONS:
             raise ValueError(f"cannot set {dotted!r}: {'.'.join(parents[:i + 1])!r} is not a section")
     node[leaf] = value
 

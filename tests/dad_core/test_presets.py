@@ -91,3 +91,24 @@ def test_teachers_and_discretizers_are_registered_by_name_like_objectives():
             register_discretizer("mine")(lambda config: Halve())
     finally:
         factory._REGISTRY.pop("mine", None)
+
+
+def test_each_preset_value_is_written_once_in_the_file_or_as_the_default():
+    import json
+    from importlib import resources
+
+    from dad_core.attack import AttackConfig
+    from dad_core.dat import DATConfig
+    from dad_core.presets import Preset
+
+    default = Preset(name="default").to_dict()
+    for name in list_presets():
+        data = json.loads(resources.files("dad_core.presets").joinpath(f"{name}.json").read_text())
+        for key, value in data.items():
+            if isinstance(value, dict):
+                same = {f for f, v in value.items() if default[key][f] == v}
+                assert not same, f"{name}.json repeats the defaults of {key}: {sorted(same)}"
+            elif key != "description":
+                assert default[key] != value, f"{name}.json repeats the default of {key}"
+    shared = ("steps", "step_size", "norm", "epsilon", "random_start")
+    assert {f: getattr(DATConfig(), f) for f in shared} == {f: getattr(AttackConfig(), f) for f in shared}
