@@ -20,7 +20,7 @@ step), Q(x'_s), then one forward of B clean + B Q(x'_s); its per-example ratio s
 `--views K` adds augmentation, with data loading counted (in this process, as with --loader-workers 0): dad on
 B clean + B Q(x') read from a sample set written in a temp folder (synthetic images, K stored views with random
 logits: speed only), as (1) stored images, no augmentation, (2) stored views (view e mod K rebuilt, stored
-logits, no teacher: services.trainer.views), (3) RandomResizedCrop + flip with the online teacher.
+logits, no teacher: services.trainer.data.views), (3) RandomResizedCrop + flip with the online teacher.
 """
 from __future__ import annotations
 
@@ -251,7 +251,7 @@ def views_comparison(args, model, pixel, preset, dad: StepSettings, device: torc
     from schemas import sample_store as ss
     from services.sample_store import SampleSetDataset
     from services.trainer.data import PairedSampleDataset, collate_examples, pair_rows, to_uint8_tensor
-    from services.trainer.views import StoredViewsDataset
+    from services.trainer.data.views import StoredViewsDataset
 
     n, s, k = args.batch_size, args.image_size, args.num_classes
     with tempfile.TemporaryDirectory() as folder:

@@ -143,7 +143,7 @@ class TrainSettings(JobModel):
     # reporting
     log_every: PositiveInt = Field(10, description="steps per metrics line")
     max_steps_per_epoch: PositiveInt | None = Field(None, description="cap steps per epoch (smoke tests)")
-    # stored views (augmentation with stored logits): services.trainer.views
+    # stored views (augmentation with stored logits): services.trainer.data.views
     views: NonNegativeInt | None = Field(
         None, description="augmented views of a sample set made with the generator's --views K: epoch e shows each "
                           "image (and Q(x'), if its views are stored) as view e mod N with the teacher's stored "

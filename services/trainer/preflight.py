@@ -29,7 +29,7 @@ from services.storage import StorageError, check_writable, join, open_filesystem
 from services.trainer.checkpointing import RunStore
 from services.trainer.config import TrainConfig
 from services.trainer.student_init import build_student, resolved_init
-from services.trainer.views import resolve_views
+from services.trainer.data.views import resolve_views
 
 
 class TrainInputError(ValueError):
@@ -45,7 +45,7 @@ class Plan:
     sample_rows: int | None = None
     accepted: int | None = None
     resume_epoch: int = 0
-    views: int = 0                      # stored views the run cycles through (services.trainer.views)
+    views: int = 0                      # stored views the run cycles through (services.trainer.data.views)
     student_init: dict | None = None    # where a new run's weights start (services.trainer.student_init)
     warnings: list[str] = field(default_factory=list)
 

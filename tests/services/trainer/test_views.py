@@ -10,7 +10,7 @@ from services.trainer.checkpointing import RunStore
 from services.trainer.cli import main
 from services.trainer.data import PairedSampleDataset, build_datasets, train_loader
 from services.trainer.loop import train_worker
-from services.trainer.views import StoredViewsDataset
+from services.trainer.data.views import StoredViewsDataset
 
 CLASSES = ["tench", "goldfish", "tabby cat"]
 

@@ -17,7 +17,8 @@ import numpy as np
 from schemas import sample_store as ss
 from schemas.manifest import SampleSetManifest
 from services.trainer.config import TrainConfig
-from services.trainer.data import BlockShuffleSampler, PairedSampleDataset
+from services.trainer.data.datasets import PairedSampleDataset
+from services.trainer.data.sampling import BlockShuffleSampler
 
 
 class ViewsError(ValueError):
