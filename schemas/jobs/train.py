@@ -19,7 +19,7 @@ from schemas.fields import (
     Cpus, Gpus, JobStorageOptions, Name, NonNegativeInt, PositiveInt, RayAddress, Seed, Uri, check_uri,
 )
 from schemas.jobs.base import JobModel, PresetName, PresetOverrides, overrides_field, preset_field, registry_examples
-from schemas.jobs.checks import SAMPLE_SET_INPUTS, STUDENT_ATTACK_INPUTS, TEACHER_INPUTS, installed_checks
+from schemas.jobs.checks import installed_checks, objective_needs
 
 TEACHER_LOGITS = ("stored", "online")
 ADVERSARIAL_ROWS = ("accepted", "all", "discretized")
@@ -43,17 +43,6 @@ StudentInit = Annotated[str, StringConstraints(min_length=1, max_length=2048), A
                                                      "/weights/resnet50.safetensors"]})]
 
 
-def objective_needs(objective: str | None) -> frozenset[str] | None:
-    """What the objective needs, or None when unknown here (no checks installed, or objective invalid)."""
-    checks = installed_checks()
-    if checks is None or objective is None:
-        return None
-    try:
-        return checks.objective_needs(objective)
-    except ValueError:
-        return None
-
-
 def require_sample_set(value, info: ValidationInfo):
     """Validator of a train config's sample-set field (`samples` in the job, `sample_set` in the API)."""
     needed, why = needs_sample_set(info.data.get("objective"), info.data.get("teacher_logits"))
@@ -65,13 +54,8 @@ def require_sample_set(value, info: ValidationInfo):
 def needs_sample_set(objective: str | None, teacher_logits: str | None) -> tuple[bool, str]:
     """(needed, why) for an objective: its Q(x'), or the teacher's stored logits."""
     needs = objective_needs(objective)
-    if needs is None:
-        return False, ""
-    if needs & SAMPLE_SET_INPUTS:
-        return True, "its adversarial samples Q(x')"
-    if needs & TEACHER_INPUTS and teacher_logits == "stored":
-        return True, "the teacher's stored logits (or set teacher_logits to online)"
-    return False, ""
+    why = needs.sample_set(teacher_logits) if needs is not None else None
+    return why is not None, why or ""
 
 
 class TrainSettings(JobModel):
@@ -164,13 +148,13 @@ class TrainSettings(JobModel):
         objective, logits = info.data.get("objective"), info.data.get("teacher_logits")
         needs = objective_needs(objective)
         if value and needs is not None:
-            if needs & TEACHER_INPUTS and logits == "stored":
+            if needs.teacher and logits == "stored":
                 # Stored logits belong to the exact stored pixels; a view change would pair an image with
                 # someone else's logits (silent label noise), so refuse rather than train on it.
                 raise ValueError(f"must be off with stored teacher logits (objective {objective!r} distils the "
                                  "teacher; the stored logits only match the unaugmented image): set "
                                  "teacher_logits to online, or augment with stored views (generator --views K)")
-            if info.field_name == "mixup" and needs & STUDENT_ATTACK_INPUTS:
+            if info.field_name == "mixup" and needs.student_attack:
                 raise ValueError(f"must be 0 for objective {objective!r} (the student's own attack needs hard labels)")
         return value
 
@@ -179,7 +163,7 @@ class TrainSettings(JobModel):
     @classmethod
     def _rows_need_adversarial_objective(cls, value: str, info: ValidationInfo) -> str:
         needs = objective_needs(info.data.get("objective"))
-        if value != "accepted" and needs is not None and not needs & SAMPLE_SET_INPUTS:
+        if value != "accepted" and needs is not None and not needs.adversarial:
             raise ValueError(f"must be 'accepted' for objective {info.data.get('objective')!r}, which trains on no "
                              "stored Q(x')")
         return value

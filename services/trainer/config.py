@@ -12,7 +12,7 @@ from typing import Any, Mapping
 import services.jobs  # noqa: F401 - installs the dad_core checks the config validates with
 from dad_core import DistillConfig, Preset
 from dad_core.objectives import objective_needs
-from schemas.jobs.checks import SAMPLE_SET_INPUTS, STUDENT_ATTACK_INPUTS, TEACHER_INPUTS
+from schemas.jobs.checks import ObjectiveNeeds
 from schemas.jobs.train import OPTIMIZERS, TEACHER_LOGITS, TrainJobConfig  # noqa: F401 - re-exported
 from dad_core.presets import parse_override
 from services.jobs.presets import resolve_preset
@@ -34,28 +34,28 @@ class TrainConfig(TrainJobConfig):
 
     # -- what the objective needs ---------------------------------------------------------------------
     @property
+    def needs(self) -> ObjectiveNeeds:
+        return ObjectiveNeeds(objective_needs(self.objective))
+
+    @property
     def uses_teacher(self) -> bool:
-        """The objective distils teacher logits (stored or online)."""
-        return bool(objective_needs(self.objective) & TEACHER_INPUTS)
+        return self.needs.teacher
 
     @property
     def needs_adversarial(self) -> bool:
-        """The objective uses the teacher's adversarial samples Q(x') from the sample set."""
-        return bool(objective_needs(self.objective) & SAMPLE_SET_INPUTS)
+        return self.needs.adversarial
 
     @property
     def needs_dat(self) -> bool:
-        """The objective needs the student's own discrete adversarial sample, made online (DAT)."""
-        return bool(objective_needs(self.objective) & STUDENT_ATTACK_INPUTS)
+        return self.needs.student_attack
 
     @property
     def needs_samples(self) -> bool:
-        return self.needs_adversarial or (self.uses_teacher and self.teacher_logits == "stored")
+        return self.needs.sample_set(self.teacher_logits) is not None
 
     @property
     def needs_teacher_model(self) -> bool:
-        """A teacher must be in memory: only for online logits (stored mode never builds one)."""
-        return self.uses_teacher and self.teacher_logits == "online"
+        return self.needs.teacher_model(self.teacher_logits)
 
     @property
     def augments(self) -> bool:

@@ -17,6 +17,7 @@ from torch import nn
 from dad_core import DistillConfig, PixelSpaceClassifier
 from dad_core.dat import DATConfig, dat_adversarial
 from dad_core.objectives import ObjectiveInputs, compute_objective, objective_needs
+from schemas.jobs.checks import ObjectiveNeeds
 
 Tensor = torch.Tensor
 
@@ -108,7 +109,8 @@ def compute_losses(models: StepModels, batch: Batch, settings: StepSettings, dev
         inputs = torch.cat(parts) if len(parts) > 1 else x
         logits = models.student((inputs - models.pixel_student.mean) / models.pixel_student.std).float()
         teacher_clean, teacher_adv = _teacher_logits(models, batch, x, adv, rows, device,
-                                                     "teacher_adv" in objective_needs(settings.objective))
+                                                     ObjectiveNeeds(objective_needs(settings.objective))
+                                                     .teacher_on_adversarial)
 
     b = len(batch)
     student_clean = logits[:b]
