@@ -7,23 +7,12 @@ from typing import Callable
 import torch
 
 from dad_core.discretizers.base import Discretizer, IdentityDiscretizer
+from dad_core.registry import Registry
 
 DiscretizerBuilder = Callable[["DiscretizerConfig"], Discretizer]
-_REGISTRY: dict[str, DiscretizerBuilder] = {}
-
-
-def register_discretizer(kind: str):
-    """Register `fn(config) -> Discretizer` as `discretizer.kind = kind` (built under the config's init seed)."""
-    def register(fn: DiscretizerBuilder) -> DiscretizerBuilder:
-        if kind in _REGISTRY:
-            raise ValueError(f"discretizer kind {kind!r} is already registered")
-        _REGISTRY[kind] = fn
-        return fn
-    return register
-
-
-def list_discretizers() -> list[str]:
-    return list(_REGISTRY)
+DISCRETIZERS: Registry[DiscretizerBuilder] = Registry("discretizer.kind")
+register_discretizer = DISCRETIZERS.register  # @register_discretizer("name"): fn(config) -> Discretizer
+list_discretizers = DISCRETIZERS.names
 
 
 @dataclass(frozen=True)
@@ -37,8 +26,7 @@ class DiscretizerConfig:
     init_seed: int = 0                # random-init weights are identical in every process
 
     def __post_init__(self):
-        if self.kind not in _REGISTRY:
-            raise ValueError(f"discretizer.kind must be one of {', '.join(_REGISTRY)}, got {self.kind!r}")
+        DISCRETIZERS.check(self.kind)
 
 
 @register_discretizer("vqgan")
@@ -56,5 +44,5 @@ def _identity(config: DiscretizerConfig) -> Discretizer:
 def create_discretizer(config: DiscretizerConfig, device: str | torch.device = "cpu") -> Discretizer:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.init_seed)
-        q = _REGISTRY[config.kind](config)
+        q = DISCRETIZERS[config.kind](config)
     return q.to(device)

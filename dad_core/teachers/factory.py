@@ -10,24 +10,13 @@ from typing import Callable, Sequence
 
 import torch
 
+from dad_core.registry import Registry
 from dad_core.teachers.base import Teacher
 
 TeacherBuilder = Callable[["TeacherConfig", Sequence[str]], Teacher]
-_REGISTRY: dict[str, TeacherBuilder] = {}
-
-
-def register_teacher(kind: str):
-    """Register `fn(config, class_names) -> Teacher` as `teacher.kind = kind`."""
-    def register(fn: TeacherBuilder) -> TeacherBuilder:
-        if kind in _REGISTRY:
-            raise ValueError(f"teacher kind {kind!r} is already registered")
-        _REGISTRY[kind] = fn
-        return fn
-    return register
-
-
-def list_teachers() -> list[str]:
-    return list(_REGISTRY)
+TEACHERS: Registry[TeacherBuilder] = Registry("teacher.kind")
+register_teacher = TEACHERS.register  # @register_teacher("name"): fn(config, class_names) -> Teacher
+list_teachers = TEACHERS.names
 
 
 @dataclass(frozen=True)
@@ -42,8 +31,7 @@ class TeacherConfig:
     init_seed: int = 0                      # random-init weights (no checkpoint) are identical everywhere
 
     def __post_init__(self):
-        if self.kind not in _REGISTRY:
-            raise ValueError(f"teacher.kind must be one of {', '.join(_REGISTRY)}, got {self.kind!r}")
+        TEACHERS.check(self.kind)
         if isinstance(self.templates, list):
             object.__setattr__(self, "templates", tuple(self.templates))
 
@@ -68,5 +56,5 @@ def create_teacher(config: TeacherConfig, class_names: Sequence[str], device: st
         raise ValueError("create_teacher needs the class names the teacher must score")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.init_seed)  # random-init teachers (tests, benchmarks) must agree across actors
-        teacher = _REGISTRY[config.kind](config, class_names)
+        teacher = TEACHERS[config.kind](config, class_names)
     return teacher.to(device)
