@@ -7,7 +7,9 @@ and on an S3-protocol server (moto on 127.0.0.1, as the tests use):
   - the trainer's own data path: `build_datasets` + `train_loader` of services.trainer.data for a `dad` run
     with stored logits (no augmentation: stored logits forbid it), ONE loader worker process = one core;
     dataset open, time to first batch, and steady decoded images/s (clean + Q(x')) after it;
-  - per-core decode of the same photos as the store's PNG rows against JPEG, to say what a format change buys;
+  - per-core decode of the same photos as the store's PNG rows against JPEG, and the same loader over a copy
+    of the set whose image bytes are JPEG q90 (writer's PNG encoder swapped: a what-if, not a stored format),
+    to say what a format change buys;
   - cores per GPU = the GPU's images/s (benchmarks/results/trainer_step_gpu.json) / decoded images/s per core.
 At a smaller N of tiny images it also times, on the S3 server, the generator's listing + planning and the
 trainer's dataset open (index + pairing), to extrapolate to 1.28 M.
@@ -25,6 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 
@@ -56,18 +59,23 @@ def photo_pool(folder: Path | None, count: int, size: int) -> np.ndarray:
     return np.stack(out)
 
 
+def encode_jpeg(pixels: np.ndarray, quality: int = 90) -> bytes:
+    """(H, W, 3) uint8 -> JPEG bytes: the what-if codec (the store writes PNG, lossless; see schemas.sample_store)."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
 def decode_per_core(pool: np.ndarray) -> dict:
-    """Decoded images/s on this core and KB per image: the store's PNG rows against JPEG (PIL, as the loader)."""
+    """Decoded images per CPU second and KB per image: the store's PNG rows against JPEG (PIL, as the loader)."""
     from PIL import Image
 
     from services.sample_store.rows import decode_png, encode_png
 
     def jpeg(q: int):
-        def enc(px):
-            buf = io.BytesIO()
-            Image.fromarray(px).save(buf, format="JPEG", quality=q)
-            return buf.getvalue()
-        return enc
+        return lambda px: encode_jpeg(px, q)
 
     def dec(data: bytes) -> np.ndarray:
         with Image.open(io.BytesIO(data)) as img:
@@ -78,17 +86,36 @@ def decode_per_core(pool: np.ndarray) -> dict:
                               ("jpeg q90", jpeg(90), dec)):
         blobs = [enc(px) for px in pool]
         decode(blobs[0])
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         for b in blobs:
             decode(b)
-        out[name] = {"images_per_s": round(len(blobs) / (time.perf_counter() - t0), 1),
+        out[name] = {"images_per_cpu_s": round(len(blobs) / (time.process_time() - t0), 1),
                      "KB_per_image": round(sum(map(len, blobs)) / len(blobs) / 1024, 1)}
     return out
 
 
+def descendants_cpu_s() -> float:
+    """CPU seconds (user + system) used so far by this process's descendants (the loader's worker), from /proc:
+    what a core is asked for, whatever else shares the machine."""
+    parent, cpu = {}, {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        pid = int(stat.parent.name)
+        parent[pid], cpu[pid] = int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    mine, frontier = set(), {os.getpid()}
+    while frontier:
+        frontier = {p for p, pp in parent.items() if pp in frontier} - mine
+        mine |= frontier
+    return sum(cpu[p] for p in mine)
+
+
 def loader_throughput(uri: str, storage_options: dict, batch_size: int, batches: int, out: Path) -> dict:
     """The trainer's DataLoader for a `dad` run with stored logits, one worker process: open, first batch,
-    steady decoded images/s (clean + Q(x') images delivered per second after the first batch)."""
+    then, after the first batch, decoded images (clean + Q(x')) per second of wall time and per CPU second of
+    the worker (the per-core figure: the machine is shared, so wall time also counts other work's time)."""
     from services.trainer.config import TrainConfig
     from services.trainer.data import build_datasets, train_loader
 
@@ -102,25 +129,27 @@ def loader_throughput(uri: str, storage_options: dict, batch_size: int, batches:
     it = iter(loader)
     next(it)
     out["first_batch_s"] = round(time.perf_counter() - t0, 2)
-    images, n, t0 = 0, 0, time.perf_counter()
+    images, n, t0, cpu0 = 0, 0, time.perf_counter(), descendants_cpu_s()
     for batch in it:
         images += len(batch.images) + int(batch.has_adv.sum())
         n += 1
         if n >= batches:
             break
-    dt = time.perf_counter() - t0
-    out.update(steady_batches=n, steady_images=images, decoded_images_per_s_per_core=round(images / dt, 1))
+    dt, cpu = time.perf_counter() - t0, descendants_cpu_s() - cpu0  # worker always busy (prefetch): spans these batches
+    out.update(steady_batches=n, steady_images=images, images_per_s_wall=round(images / dt, 1),
+               images_per_worker_cpu_s=round(images / cpu, 1) if cpu > 0 else None)
     del it, loader
-    # where the time goes, in this process on the same examples: a whole example (no worker, no IPC), and
-    # the row reads alone (Parquet row slice to Python, 1,000 logits a row, no decode)
+    # where the time goes, in this process on the same examples (CPU time, so S3 adds moto's server thread):
+    # a whole example (no worker, no IPC), and the row reads alone (Parquet row to Python, 1,000 logits a
+    # row, no decode)
     k = min(len(data.train), batches * batch_size)
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     images = sum(1 + int(data.train[i].get("has_adv", False)) for i in range(k))
-    out["in_process_images_per_s"] = round(images / (time.perf_counter() - t0), 1)
-    rows, t0 = data.train.rows, time.perf_counter()
+    out["in_process_images_per_cpu_s"] = round(images / (time.process_time() - t0), 1)
+    rows, t0 = data.train.rows, time.process_time()
     for c, a in data.train.pairs[:k]:
         rows.record(int(c)), a >= 0 and rows.record(int(a))
-    out["row_reads_per_s_no_decode"] = round(images / (time.perf_counter() - t0), 1)
+    out["row_reads_per_cpu_s_no_decode"] = round(images / (time.process_time() - t0), 1)
     return out
 
 
@@ -156,6 +185,7 @@ def main() -> None:
     p.add_argument("--s3-images", type=int, nargs="*", default=[10_000, 50_000],
                    help="tiny-image sizes for listing + planning and dataset open on the S3 server")
     p.add_argument("--no-s3", action="store_true")
+    p.add_argument("--no-what-if", action="store_true", help="skip the loader over a JPEG-row copy of the set")
     p.add_argument("--json", default=None, metavar="PATH")
     args = p.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="dad-read-"))
@@ -174,6 +204,16 @@ def main() -> None:
         result["store_MB"] = round(sum(f.stat().st_size for f in (set_root / "shards").glob("*")) / 1e6, 1)
         result["local"] = loader_throughput(str(set_root), {}, args.batch_size, args.batches, workdir / "run")
         print(json.dumps(result["local"]), flush=True)
+        if not args.no_what_if:  # the same writer and loader with JPEG q90 image bytes (PIL opens either)
+            with mock.patch("services.sample_store.rows.encode_png", lambda px, *_: encode_jpeg(px, 90)):
+                jpeg_root = fabricate(workdir / "store-jpeg", args.items, CLASSES, shard_items=512, images=pool,
+                                      accept_rate=1.0)
+            result["what_if_jpeg_q90_rows"] = loader_throughput(str(jpeg_root), {}, args.batch_size, args.batches,
+                                                                 workdir / "run")
+            result["what_if_jpeg_q90_rows"]["store_MB"] = round(
+                sum(f.stat().st_size for f in (jpeg_root / "shards").glob("*")) / 1e6, 1)
+            shutil.rmtree(workdir / "store-jpeg", ignore_errors=True)
+            print(json.dumps(result["what_if_jpeg_q90_rows"]), flush=True)
         if not args.no_s3:
             bucket, options, stop = s3_server()
             uri = upload(set_root, f"{bucket}/read/scale", options)
@@ -189,10 +229,12 @@ def main() -> None:
                 result["s3_scale"].append(r)
                 print(json.dumps(r), flush=True)
         gpu = json.loads(GPU_RESULTS.read_text())["student_images_per_s"] if GPU_RESULTS.exists() else {}
-        per_core = result["local"]["decoded_images_per_s_per_core"]
-        result["cores_per_gpu"] = {k: round(gpu[v] / per_core, 1) for k, v in
-                                   (("dad stored logits (resnet50 bf16, H200)", "stored_full"),
-                                    ("ce (resnet50 bf16, H200)", "ce")) if v in gpu}
+        per_core = result["local"]["images_per_worker_cpu_s"]
+        jpeg = result.get("what_if_jpeg_q90_rows", {}).get("images_per_worker_cpu_s")
+        result["cores_per_gpu"] = {f"{what}, {rows}": round(gpu[key] / rate, 1)
+                                   for what, key in (("dad stored logits (resnet50 bf16, H200)", "stored_full"),
+                                                     ("ce (resnet50 bf16, H200)", "ce")) if key in gpu
+                                   for rows, rate in (("png rows", per_core), ("jpeg q90 rows", jpeg)) if rate}
         print(json.dumps(result["cores_per_gpu"]), flush=True)
     finally:
         if stop is not None:
