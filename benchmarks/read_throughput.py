@@ -12,7 +12,8 @@ and on an S3-protocol server (moto on 127.0.0.1, as the tests use):
     to say what a format change buys;
   - cores per GPU = the GPU's images/s (benchmarks/results/trainer_step_gpu.json) / decoded images/s per core.
 At a smaller N of tiny images it also times, on the S3 server, the generator's listing + planning and the
-trainer's dataset open (index + pairing), to extrapolate to 1.28 M.
+trainer's dataset open (index + pairing; its shard index reads alone, one after another as the reader does
+and 8 at once), to extrapolate to 1.28 M.
 
     python benchmarks/read_throughput.py --photos ../shared/data/pacs/photo --json benchmarks/results/read_throughput.json
 """
@@ -153,6 +154,33 @@ def loader_throughput(uri: str, storage_options: dict, batch_size: int, batches:
     return out
 
 
+def shard_index_reads(uri: str, options: dict, threads: int = 8) -> dict:
+    """Seconds to read every shard's index columns (what the trainer's dataset open reads) one shard after
+    another, as the reader does, and with `threads` at once: how much of the open is waiting on requests."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import fsspec
+    import pyarrow.parquet as pq
+
+    from services.sample_store import load_manifest
+    from services.sample_store.reader import _INDEX_COLUMNS
+
+    fs, root = fsspec.filesystem("s3", **options), uri.split("://", 1)[1]
+    paths = [f"{root}/{s.path}" for s in load_manifest(uri, options).shards]
+
+    def read(path: str) -> int:
+        with fs.open(path, "rb") as f:
+            return pq.ParquetFile(f).read(columns=_INDEX_COLUMNS).num_rows
+
+    out = {}
+    for name, workers in (("index_read_sequential_s", 1), (f"index_read_{threads}_threads_s", threads)):
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(workers) as pool:
+            sum(pool.map(read, paths))
+        out[name] = round(time.perf_counter() - t0, 2)
+    return out
+
+
 def s3_server():
     """The tests' moto server (one definition of how to start it) as (bucket URL, storage options, stop)."""
     import logging
@@ -224,7 +252,9 @@ def main() -> None:
             for n in args.s3_images:
                 r = {"images": n, **listing_and_planning(workdir, n, 1000, (f"{bucket}/list", options))}
                 tiny = fabricate(workdir / f"tiny-{n}", n, CLASSES, shard_items=1000)
-                r.update(trainer_open(upload(tiny, f"{bucket}/open-{n}/scale", options), options))
+                uri = upload(tiny, f"{bucket}/open-{n}/scale", options)
+                r.update(trainer_open(uri, options))
+                r.update(shard_index_reads(uri, options))
                 shutil.rmtree(workdir / f"tiny-{n}", ignore_errors=True)
                 result["s3_scale"].append(r)
                 print(json.dumps(r), flush=True)

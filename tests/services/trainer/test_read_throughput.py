@@ -3,7 +3,7 @@ the real writer delivers clean + Q(x') images, decode figures come out for PNG a
 (generator listing + planning, trainer dataset open) work on the moto server."""
 from __future__ import annotations
 
-from benchmarks.read_throughput import decode_per_core, loader_throughput, photo_pool, upload
+from benchmarks.read_throughput import decode_per_core, loader_throughput, photo_pool, shard_index_reads, upload
 from benchmarks.scale import fabricate, listing_and_planning, trainer_open
 from tests.conftest import S3_BUCKET
 
@@ -28,3 +28,5 @@ def test_s3_listing_and_open_tiny(tmp_path, s3_server):
     tiny = fabricate(tmp_path / "tiny", 300, 10, shard_items=100)
     opened = trainer_open(upload(tiny, f"{bucket}/open/scale", options), options)
     assert opened["trainer_pairs"] == 300
+    reads = shard_index_reads(f"{bucket}/open/scale", options)
+    assert set(reads) == {"index_read_sequential_s", "index_read_8_threads_s"}
