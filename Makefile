@@ -7,7 +7,7 @@ PIP    := $(VENV)/bin/pip
 export HF_HUB_OFFLINE := 1
 
 .PHONY: help install system-deps lock test test-all demo bench bench-generator bench-generator-gpu bench-trainer bench-trainer-gpu \
-        bench-views bench-scale chaos evaluate eval-table fuzz-api serve catalog-rebuild experiment-pacs experiment-pacs-views \
+        bench-views bench-scale bench-read chaos evaluate eval-table fuzz-api serve catalog-rebuild experiment-pacs experiment-pacs-views \
         image image-cpu deploy-check deploy-test clean
 STORE ?= out/store
 IMAGE ?= dad:0.1.0
@@ -75,6 +75,9 @@ SCALE_LISTING ?= 10000 100000 1280000
 bench-scale:  ## ImageNet-size rehearsal, tiny images: listing, store, catalog (SQLite + PostgreSQL), API p50/p99 per N; make bench-scale SCALE_IMAGES="10000 100000 300000"
 	$(PY) benchmarks/scale.py --images $(SCALE_IMAGES) --listing-images $(SCALE_LISTING) --postgres --json benchmarks/results/scale.json
 	$(PY) benchmarks/scale_plot.py benchmarks/results/scale.json docs/scale.png
+
+bench-read:  ## the trainer's read cost at 224 px: decoded images/s per core (local disk, S3 on moto), PNG vs JPEG, cores per GPU; S3 listing + open at 10 k / 50 k
+	$(PY) benchmarks/read_throughput.py --photos $(BENCH_SOURCE) --json benchmarks/results/read_throughput.json
 
 CHAOS_IMAGES ?= 10000
 CHAOS_SEED ?= 0

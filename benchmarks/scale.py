@@ -46,13 +46,17 @@ CLASSES = 1000
 AUTH = "scale-bench-token-0123456789"
 
 
-def fabricate(root: Path, n: int, classes: int, shard_items: int, size: int = 8, seed: int = 0) -> Path:
-    """A published set of `n` items under `root/sample-sets/scale`, written by the real writer."""
+def fabricate(root: Path, n: int, classes: int, shard_items: int, size: int = 8, seed: int = 0,
+              images: np.ndarray | None = None, accept_rate: float = 0.7) -> Path:
+    """A published set of `n` items under `root/sample-sets/scale`, written by the real writer. `images`
+    ((P, S, S, 3) uint8, e.g. 224-px photos) are cycled through as clean and Q(x') pixels; default random
+    `size`-px ones."""
     rng = np.random.default_rng(seed)
     fp = hashlib.sha256(f"scale/{n}/{seed}".encode()).hexdigest()
     store = SampleSetStore(str(root / "sample-sets" / "scale"))
     num_shards = -(-n // shard_items)
-    pixels = rng.integers(0, 256, (256, size, size, 3), dtype=np.uint8)  # reused: PNG encoding is per row anyway
+    pixels = rng.integers(0, 256, (256, size, size, 3), dtype=np.uint8) if images is None else images
+    size = pixels.shape[1]  # reused: PNG encoding is per row anyway
     for k in range(num_shards):
         first = k * shard_items
         m = min(shard_items, n - first)
@@ -66,9 +70,9 @@ def fabricate(root: Path, n: int, classes: int, shard_items: int, size: int = 8,
 
         batch = SampleBatch(source_ids=[f"n{y:08d}/img_{i:08d}.JPEG" for i, y in zip(items, labels)],
                             source_paths=[f"/src/n{y:08d}/img_{i:08d}.JPEG" for i, y in zip(items, labels)],
-                            labels=labels.astype(np.int64), clean=pixels[items % 256],
-                            adversarial=pixels[(items + 7) % 256],
-                            clean_verdicts=verdicts(1.0), adversarial_verdicts=verdicts(0.7))
+                            labels=labels.astype(np.int64), clean=pixels[items % len(pixels)],
+                            adversarial=pixels[(items + 7) % len(pixels)],
+                            clean_verdicts=verdicts(1.0), adversarial_verdicts=verdicts(accept_rate))
         stats = Statistics(seen=m, clean=m, accepted=int(batch.adversarial_verdicts.accepted.sum()))
         store.commit_shard(k, first, m, build_rows(fp, [batch]), stats, {"generate": 0.0}, fp, "c" * 64, "c" * 64,
                            "bench")
@@ -107,14 +111,21 @@ def _rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
 
 
-def listing_and_planning(workdir: Path, n: int, shard_items: int) -> dict:
-    """The generator's listing + planning (prepare_job: listing, shard order, shards, probe) on a Parquet source."""
+def listing_and_planning(workdir: Path, n: int, shard_items: int, s3: tuple[str, dict] | None = None) -> dict:
+    """The generator's listing + planning (prepare_job: listing, shard order, shards, probe) on a Parquet source;
+    with `s3` (bucket URL, storage options) the source and the output are on that S3-protocol server."""
     from services.generator import GeneratorConfig, prepare_job
 
     source = parquet_source(workdir / f"source-{n}", n, CLASSES)
+    uri, out, options = str(source), str(workdir / f"gen-{n}"), {}
+    if s3 is not None:
+        import fsspec
+
+        uri, out, options = f"{s3[0]}/source-{n}", f"{s3[0]}/gen-{n}", s3[1]
+        fsspec.filesystem("s3", **options).put(str(source), uri, recursive=True)
     gc.collect()
     rss0, t0 = _rss_mb(), time.perf_counter()
-    job = prepare_job(GeneratorConfig(source=str(source), out=str(workdir / f"gen-{n}"), preset="tiny",
+    job = prepare_job(GeneratorConfig(source=uri, out=out, preset="tiny", storage_options=options,
                                       shard_size=shard_items, batch_size=64, progress_bar=False))
     out = {"listing_planning_s": round(time.perf_counter() - t0, 2), "listing_rss_MB": round(_rss_mb() - rss0),
            "generator_shards": len(job.shards)}
@@ -304,7 +315,7 @@ def ui_load(base: str, screenshot: Path) -> dict:
             "screenshot": str(screenshot)}
 
 
-def trainer_open(set_root: Path) -> dict:
+def trainer_open(set_root: Path | str, storage_options: dict | None = None) -> dict:
     """The trainer's dataset open as one worker does it (services.trainer.data: row index of the set, then
     pairing clean with accepted Q(x')), seconds and RSS it adds, and the first 256 rows read (decoded)."""
     from services.sample_store import SampleSetDataset
@@ -314,7 +325,8 @@ def trainer_open(set_root: Path) -> dict:
     gc.collect()
     rss0, t0 = _rss_mb(), time.perf_counter()
     kinds, accepted_only, partner = partner_rows("accepted")
-    rows = SampleSetDataset(str(set_root), kinds=kinds, accepted_only=accepted_only, cache_row_groups=16)
+    rows = SampleSetDataset(str(set_root), kinds=kinds, accepted_only=accepted_only, cache_row_groups=16,
+                            storage_options=storage_options)
     pairs = pair_rows(rows.index[ss.COL_KIND].to_pylist(), rows.index[ss.COL_SOURCE_ID].to_pylist(), partner, None)
     out = {"trainer_open_s": round(time.perf_counter() - t0, 2), "trainer_open_rss_MB": round(_rss_mb() - rss0),
            "trainer_pairs": int(len(pairs))}
