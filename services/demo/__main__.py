@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from schemas.api import JOB_KINDS
+from services.api.entrypoints import build_job
 from services.api.launch import record_final_state, start_job
 from services.api.launcher import LocalProcessLauncher
 from services.api.store import Store
@@ -49,9 +50,10 @@ class Demo:
         """Run a generate / train / eval job through the control plane's own path (services.api.launch), on a
         local-process launcher instead of Ray's job server; the store records it like a submitted run."""
         typed = JOB_KINDS[kind].run_config.model_validate(config)
-        print(f"\n=== {stage}: {run_id}", flush=True)
+        spec = build_job(kind, run_id, typed, self.store, sys.executable)
+        print(f"\n=== {stage}: {shlex.join(['python', *spec.argv[1:]])}", flush=True)
         t0 = time.time()
-        start_job(self.store, self.launcher, kind, run_id, typed, sys.executable)
+        start_job(self.store, self.launcher, kind, run_id, typed, sys.executable, job=spec)
         self.times[stage] = time.time() - t0
         status = record_final_state(self.store, self.launcher, run_id)
         if status is None or status.status != "SUCCEEDED":
