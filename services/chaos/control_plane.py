@@ -18,6 +18,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -145,8 +146,14 @@ def api_kill_phase(out: Path, logs: Path, ingest_items: int = 20_000) -> tuple[d
                    env={"HF_HUB_OFFLINE": "1"})
     api = None
     t_phase = time.monotonic()
+    timings: dict[str, float] = {}
+    phase["timings_s"] = timings
+
+    def mark(step: str) -> None:
+        timings[step] = round(time.monotonic() - t_phase - sum(timings.values()), 2)
     try:
         address = ray.start()
+        mark("ray_start")
         jobs = JobSubmissionClient(address, headers={"Authorization": f"Bearer {ray.token}"})
         api = ApiServer(store, address, ray.token, logs)
         phase["api_start_s"] = round(api.start(), 2)
@@ -157,15 +164,21 @@ def api_kill_phase(out: Path, logs: Path, ingest_items: int = 20_000) -> tuple[d
             if r.status_code != 201:
                 raise RuntimeError(f"POST /runs {body['id']}: {r.status_code} {r.text}")
         _wait(lambda: api.runs()["api-long"]["status"] == "RUNNING", 120, "api-long never ran")
+        mark("submit_until_running")
         seen = {k: v["status"] for k, v in api.runs().items()}
         rec = FaultRecord("control-plane", "api_kill", round(time.monotonic() - t_phase, 2),
                           f"SIGKILL of the API with runs in flight (catalog then: {seen})")
         records.append(rec)
         api.kill()
+        # The set to index mid-kill is written meanwhile (the jobs mostly wait on Ray), published later.
+        staged = out / "ingest-staging"
+        staging = threading.Thread(target=fabricate, args=(staged, ingest_items, 10), kwargs={"shard_items": 1000})
+        staging.start()
         ray_says = lambda i: jobs.get_job_status(i).value  # noqa: E731
         _wait(lambda: ray_says("api-ok") in ("SUCCEEDED", "FAILED") and ray_says("api-fail") in ("SUCCEEDED", "FAILED"),
               180, "the short runs did not end while the API was down", 0.5)
         truth = {i: ray_says(i) for i in EXPECTED_AFTER_RESTART}
+        mark("short_runs_end_while_down")
 
         # 2. restart: statuses right
         t0 = time.monotonic()
@@ -184,9 +197,11 @@ def api_kill_phase(out: Path, logs: Path, ingest_items: int = 20_000) -> tuple[d
                                   and on_disk == {"api-ok": "SUCCEEDED", "api-fail": "FAILED", "api-long": None}}
 
         # 3. SIGKILL mid-ingest
-        t_fab = time.monotonic()
-        fabricate(store, ingest_items, 10, shard_items=1000)   # published: the sync picks it up next tick
-        phase["ingest_set_written_s"] = round(time.monotonic() - t_fab, 2)
+        mark("restart_and_check")
+        staging.join()
+        (store / "sample-sets").mkdir(exist_ok=True)
+        os.rename(staged / "sample-sets" / INGEST_SET, store / "sample-sets" / INGEST_SET)  # published at once
+        mark("wait_for_ingest_set")
         rows_at_kill = _wait(lambda: (lambda r: r and r[0][0] == 0 and r[0][1] > 0 and r[0][1])(_query(
             api.database, "SELECT s.ready, (SELECT count(*) FROM samples WHERE set_id = s.id) FROM sample_sets s "
                           "WHERE s.id = ?", (INGEST_SET,))), 60, "the ingest was never seen under way", 0.05)
@@ -205,6 +220,7 @@ def api_kill_phase(out: Path, logs: Path, ingest_items: int = 20_000) -> tuple[d
         except TimeoutError:
             pass
         rec2.recover_s = rec2.time_lost_s = round(time.monotonic() - t0, 2)
+        mark("ingest_kill_restart")
         (n, distinct), = _query(api.database, "SELECT count(*), count(DISTINCT sample_id) FROM samples WHERE set_id = ?",
                                 (INGEST_SET,))
         phase["ingest"] = {"rows": expected_rows, "rows_at_kill": rows_at_kill, "rows_after": n,
@@ -224,6 +240,7 @@ def api_kill_phase(out: Path, logs: Path, ingest_items: int = 20_000) -> tuple[d
                             "long_run_stopped": stopped, "matches": live == rebuilt,
                             "differences": {k: {"live": live[k], "rebuilt": rebuilt.get(k)} for k in live
                                             if live[k] != rebuilt.get(k)}}
+        mark("stop_and_rebuild")
         phase["passed"] = bool(phase["runs"]["right"] and phase["ingest"]["complete_once"]
                                and phase["rebuild"]["matches"] and all(r.recovered for r in records))
     finally:
