@@ -238,6 +238,7 @@ def api_kill_phase(out: Path, logs: Path, ingest_items: int = 20_000) -> tuple[d
         rebuilt = catalog_tables(rebuilt_db) if done.returncode == 0 else {}
         phase["rebuild"] = {"exit": done.returncode, "output": (done.stdout + done.stderr).strip()[-500:],
                             "long_run_stopped": stopped, "matches": live == rebuilt,
+                            "statuses": {row[0]: row[2] for row in live["runs"]},
                             "differences": {k: {"live": live[k], "rebuilt": rebuilt.get(k)} for k in live
                                             if live[k] != rebuilt.get(k)}}
         mark("stop_and_rebuild")
