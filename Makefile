@@ -81,7 +81,7 @@ bench-read:  ## the trainer's read cost at 224 px: decoded images/s per core (lo
 
 CHAOS_IMAGES ?= 10000
 CHAOS_SEED ?= 0
-chaos:  ## chaos rehearsal on a local S3 server: generate + train under seeded kills, S3 restarts/503s/resets, a full disk; report in out/chaos (~25 min on 2 cores)
+chaos:  ## chaos rehearsal on a local S3 server: generate + train under seeded kills, S3 restarts/503s/resets, a full disk, API server kills; report in out/chaos (~25 min on 2 cores)
 	$(PY) -m services.chaos --out out/chaos --images $(CHAOS_IMAGES) --seed $(CHAOS_SEED) $(ARGS)
 
 evaluate:  ## score a model on robustness suites: make evaluate MODEL=out/store/runs/r1 SUITES=imagenet-val,imagenet-a DATA=/data OUT=out/eval

@@ -27,6 +27,13 @@ _CHECK_ENDPOINT = "check AWS_ENDPOINT_URL_S3 or --storage-option endpoint_url"
 _REFUSED_CODES = ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied")
 
 
+def cache_dir() -> str:
+    """Where the code keeps small files between runs on this machine: $DAD_CACHE_DIR, else
+    $XDG_CACHE_HOME (or ~/.cache)/dad."""
+    return os.environ.get("DAD_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "dad")
+
+
 def storage_errors() -> tuple[type[Exception], ...]:
     """What a filesystem call raises for a wrong URL, endpoint or credentials: OSError (s3fs turns S3's refusals
     into it) and botocore's own errors (no credentials, no connection), which s3fs passes on as they are."""

@@ -6,9 +6,11 @@ reverse order.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import sys
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Callable
 
 from fastapi import Depends, FastAPI, Request
@@ -26,6 +28,7 @@ from services.api.run_control import ConfigError, RunConflict
 from services.api.settings import Settings
 from services.api.store import Store
 from services.api.sync import CatalogSync
+from services.storage import cache_dir
 
 log = logging.getLogger("services.api")
 
@@ -88,7 +91,9 @@ def _connect_launcher(state, settings: Settings, launcher: Launcher | None) -> N
         address = found  # the Ray that `ray start --head` runs on this machine, and it accepts our token
         log.warning("joining the Ray job server found on this machine at %s (--ray-address to choose one)", address)
     elif address is None:
-        state.local_ray = LocalRay()
+        # One per store: a server restarted after a crash rejoins the Ray (and the jobs) it left running.
+        key = hashlib.sha256(settings.store_uri.encode()).hexdigest()[:16]
+        state.local_ray = LocalRay(state_file=Path(cache_dir()) / "local-ray" / f"{key}.json")
         address = state.local_ray.start()
         token = state.local_ray.token
         if settings.job_python == "python":

@@ -11,6 +11,7 @@ the cluster's PATH).
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
@@ -73,7 +74,10 @@ class LocalRay:
     """`ray start --head --block` as a child process; `address` is its job server once `start()` returns."""
 
     def __init__(self, num_cpus: int | None = None, token: str | None = None, dashboard_port: int | None = None,
-                 object_store_bytes: int | None = None, env: dict[str, str] | None = None):
+                 object_store_bytes: int | None = None, env: dict[str, str] | None = None,
+                 state_file: Path | None = None):
+        self.state_file = state_file  # where {address, token, temp_dir, pid} is kept, to rejoin after a crash
+        self._pid: int | None = None
         self.num_cpus, self.object_store_bytes = num_cpus, object_store_bytes
         self.token = token or secrets.token_hex(16)
         self.dashboard_port = dashboard_port
@@ -85,6 +89,8 @@ class LocalRay:
         self._log = None
 
     def start(self, timeout_s: float = 120.0) -> str:
+        if self._rejoin():
+            return self.address
         self.temp_dir = tempfile.mkdtemp(prefix="dad-ray-")  # short: Ray's socket paths must fit in 107 bytes
         gcs, client, nm, om, metrics, agent, agent_grpc, env_agent, free_dash = free_ports(9)
         dash = self.dashboard_port or free_dash  # never 8265/6379: a later `ray start --head` needs them
@@ -104,6 +110,7 @@ class LocalRay:
             cmd.append(f"--object-store-memory={self.object_store_bytes}")
         self._log = open(Path(self.temp_dir) / "ray-start.log", "wb")
         self._proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        self._pid = self._proc.pid
         address = f"http://127.0.0.1:{dash}"
         deadline = time.monotonic() + timeout_s
         while not job_server_answers(address, self.token):
@@ -113,28 +120,67 @@ class LocalRay:
                 raise RuntimeError(f"`ray start` did not bring up a job server at {address}:\n{tail}")
             time.sleep(0.5)
         self.address, self.gcs_address = address, f"127.0.0.1:{gcs}"
+        if self.state_file is not None:
+            self.state_file.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.state_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds the token
+            with os.fdopen(fd, "w") as f:
+                json.dump({"address": address, "token": self.token, "temp_dir": self.temp_dir, "pid": self._pid}, f)
         log.info("started a local Ray (job server %s, temp dir %s); it stops with this server", address, self.temp_dir)
         return address
 
+    def _rejoin(self) -> bool:
+        """Take over the Ray a previous server of ours left running (it was killed, not stopped): its jobs go
+        on and their statuses stay known, instead of an orphaned cluster beside a second one."""
+        try:
+            state = json.loads(self.state_file.read_text()) if self.state_file else None
+        except (OSError, ValueError):
+            state = None
+        if not state or not _alive(state["pid"], state["temp_dir"]) \
+                or job_server_status(state["address"], state["token"]) != 200:
+            return False
+        self.address, self.token, self.temp_dir, self._pid = state["address"], state["token"], state["temp_dir"], state["pid"]
+        log.warning("rejoined the local Ray a previous run of this server left running (job server %s, temp dir "
+                    "%s); its jobs go on", self.address, self.temp_dir)
+        return True
+
     def stop(self, timeout_s: float = 45.0) -> None:
         """Stop the jobs, then Ray: SIGTERM makes `ray start --block` drain and end its processes."""
-        if self._proc is None:
+        if self._pid is None:
             return
         if self.address:
             _stop_jobs(self.address, self.token)
-        if self._proc.poll() is None:
-            self._proc.send_signal(signal.SIGTERM)
-            try:
-                self._proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                os.killpg(self._proc.pid, signal.SIGKILL)
+        if _alive(self._pid, self.temp_dir):
+            os.kill(self._pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout_s
+            while _alive(self._pid, self.temp_dir) and time.monotonic() < deadline:
+                if self._proc is not None:
+                    self._proc.poll()  # reap our own child
+                time.sleep(0.2)
+            if _alive(self._pid, self.temp_dir):
+                os.killpg(self._pid, signal.SIGKILL)
+        if self._proc is not None:
+            self._proc.poll()
+        if self.state_file is not None:
+            self.state_file.unlink(missing_ok=True)
         if self.temp_dir:
             _kill_processes_mentioning(self.temp_dir)  # anything of ours that outlived the drain
         if self._log:
             self._log.close()
         if self.temp_dir:
             shutil.rmtree(self.temp_dir, ignore_errors=True)
-        self._proc = None
+        self._proc, self._pid = None, None
+
+
+def _alive(pid: int, temp_dir: str | None) -> bool:
+    """`pid` runs and is our `ray start` (its command line names our temp dir; a reused pid does not)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmdline = f.read()
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            zombie = f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except OSError:
+        return False
+    return not zombie and bool(temp_dir) and temp_dir.encode() in cmdline
 
 
 def _stop_jobs(address: str, token: str) -> None:

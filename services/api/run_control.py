@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 from pydantic import ValidationError
@@ -122,15 +123,43 @@ def refresh_run(ctx: RunContext, run: Run) -> Run:
         return run
     state = ctx.launcher.state(run.id)
     if state is None:
-        if run.status != "UNKNOWN":
+        outcome = outcome_from_store(ctx.store, run)
+        if outcome is not None:
+            _set_status(ctx, run, *outcome)
+        elif run.status != "UNKNOWN":
             crud.set_run_status(ctx.session, run, "UNKNOWN", "Ray does not know this job (cluster restarted?)")
         return run
-    if crud.set_run_status(ctx.session, run, state.status, state.message, state.started_at, state.finished_at) \
-            and state.status in TERMINAL_STATUSES:
+    _set_status(ctx, run, state.status, state.message, state.started_at, state.finished_at)
+    return run
+
+
+def _set_status(ctx: RunContext, run: Run, status: str, message: str, started_at=None, finished_at=None) -> None:
+    """The catalog row, and the store's status.json once terminal (what `catalog rebuild` reads back)."""
+    if crud.set_run_status(ctx.session, run, status, message, started_at, finished_at) \
+            and status in TERMINAL_STATUSES:
         ctx.store.write_run_status(run.id, RunStatusRecord(status=run.status, message=run.message,
                                                            started_at=run.started_at, finished_at=run.finished_at,
                                                            updated_at=run.updated_at))
-    return run
+
+
+def outcome_from_store(store: Store, run: Run) -> tuple[str, str, datetime, datetime] | None:
+    """(status, message, started_at, finished_at) of a run Ray no longer knows, from what its outputs say:
+    a generate run whose set status says it succeeded (its manifest is published) or failed. Else None: the
+    job may have died with its cluster at any point, and only "UNKNOWN" is honest."""
+    if run.kind != "generate" or not run.sample_set_id:
+        return None
+    status = store.generation_status(run.sample_set_id)
+    if status is None or status.state not in ("succeeded", "failed") or _utc(status.updated_at) < _utc(run.submitted_at):
+        return None  # still running when Ray lost it, or the status of an earlier run on the same set
+    if status.state == "succeeded" and store.manifest_bytes(run.sample_set_id) is None:
+        return None
+    why = "Ray does not know this job (cluster restarted?); its sample set's status says it "
+    return (("SUCCEEDED", why + "succeeded") if status.state == "succeeded"
+            else ("FAILED", why + f"failed: {status.message}")) + (status.started_at, status.updated_at)
+
+
+def _utc(t: datetime) -> datetime:
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)  # SQLite hands back naive UTC times
 
 
 def stop_run(ctx: RunContext, run: Run) -> Run:

@@ -15,7 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m services.chaos", description=(
         "Chaos rehearsal: generate a sample set and train a dad student on a local S3-protocol server, fault-free "
         "and again under seeded faults (actor / driver / Ray Train worker kills, S3 restarts, 503 SlowDown and "
-        "connection resets through a loopback proxy, a full disk), then check the set and the model are identical. "
+        "connection resets through a loopback proxy, a full disk, SIGKILL of the API server), then check the set and the model are identical. "
         "Writes <out>/report.json and report.md; exit 0 only if every fired fault recovered and nothing differs."))
     p.add_argument("--out", required=True, type=Path, help="run folder (source, logs, report)")
     p.add_argument("--images", type=int, default=d.images, help="source images (default: %(default)s)")
@@ -29,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--steps-per-epoch", type=int, default=d.steps_per_epoch)
     p.add_argument("--no-disk-full", dest="disk_full", action="store_false", help="skip the full-disk fault")
+    p.add_argument("--no-api-kill", dest="api_kill", action="store_false",
+                   help="skip the control-plane fault (SIGKILL of the API server with runs in flight and mid-ingest)")
     return p
 
 

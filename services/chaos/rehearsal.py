@@ -5,7 +5,8 @@
 1. generate (fault-free) -> `sample-sets/baseline/set`; under faults -> `sample-sets/chaos/set` (same set name)
 2. train `dad` on each (fault-free / under faults) -> `runs/baseline`, `runs/chaos`
 3. full disk: a local store on a small tmpfs, filled mid-run, then given room and resumed
-4. compare: sample ids, shard bytes and manifests of the two sets; the two models tensor by tensor
+4. control plane: the API server SIGKILLed with runs in flight and mid-ingest, restarted (control_plane.py)
+5. compare: sample ids, shard bytes and manifests of the two sets; the two models tensor by tensor
 Everything runs on loopback; each job is the real CLI in its own process group (so a kill takes its Ray too).
 """
 from __future__ import annotations
@@ -53,6 +54,7 @@ class ChaosConfig:
     background_slowdown: float = 0.02   # share of requests answered 503 SlowDown all along
     train: bool = True                  # the training phase (the short test runs generation only)
     disk_full: bool = True
+    api_kill: bool = True               # the control-plane phase (services.chaos.control_plane)
     disk_images: int = 150
     attack_steps: int | None = None     # slower generation per image, so faults land in a small run
     fault_delay_s: tuple[float, float] = (1.0, 6.0)  # a fault waits this long (drawn) after the last recovered
@@ -347,6 +349,13 @@ def run_rehearsal(cfg: ChaosConfig) -> Report:
         phase, record = disk_full_phase(cfg, logs)
         report.phases["disk_full"] = phase
         report.faults.append(record.as_dict())
+    # 4. the control plane killed with runs in flight and mid-ingest (its own Ray, API server and local store)
+    if cfg.api_kill:
+        from services.chaos.control_plane import api_kill_phase
+
+        phase, records = api_kill_phase(cfg.out / "control-plane", logs)
+        report.phases["control_plane"] = phase
+        report.faults += [r.as_dict() for r in records]
     report.wall_s = round(time.monotonic() - t_all, 2)
     return report
 

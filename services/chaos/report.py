@@ -12,14 +12,17 @@ def verdict(report) -> dict:
     gen = report.phases.get("generate", {}).get("compare", {})
     train = report.phases.get("train", {}).get("compare", {})
     fired = [f for f in report.faults if f["fired_at_s"] is not None]
+    control = report.phases.get("control_plane")
     return {"faults_fired": len(fired), "faults_recovered": sum(f["recovered"] for f in fired),
             "faults_not_fired": len(report.faults) - len(fired),
             "lost": gen.get("lost"), "duplicated": gen.get("duplicated"),
             "set_identical": gen.get("identical"), "model_bit_exact": train.get("bit_exact"),
             "unplanned_failures": len(report.findings),
+            "control_plane_ok": None if control is None else control.get("passed", False),
             "passed": bool(fired) and all(f["recovered"] for f in fired) and gen.get("identical") is True
                       and gen.get("lost") == 0 and gen.get("duplicated") == 0
-                      and (train.get("bit_exact") is True or not report.config.get("train", True))}
+                      and (train.get("bit_exact") is True or not report.config.get("train", True))
+                      and (control is None or control.get("passed") is True)}
 
 
 def per_kind(faults: list[dict]) -> dict[str, dict]:
@@ -44,7 +47,8 @@ def write_report(report, out: Path) -> tuple[Path, Path]:
              f"images {report.config['images']}, seed {report.config['seed']}, wall {report.wall_s:.0f} s; "
              f"**{'PASSED' if v['passed'] else 'FAILED'}**: {v['faults_recovered']}/{v['faults_fired']} faults "
              f"recovered, {v['lost']} lost, {v['duplicated']} duplicated, set identical: {v['set_identical']}, "
-             f"model bit-exact: {v['model_bit_exact']}, unplanned failures: {v['unplanned_failures']}", "",
+             f"model bit-exact: {v['model_bit_exact']}, control plane after kills: {v['control_plane_ok']}, "
+             f"unplanned failures: {v['unplanned_failures']}", "",
              "| kind | injected | recovered | not fired | time lost per fault (s) |", "|---|---|---|---|---|"]
     for kind, k in sorted(data["per_kind"].items()):
         lost = ", ".join(f"{t:.1f}" for t in k["time_lost_s"]) or "-"

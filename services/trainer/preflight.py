@@ -25,7 +25,7 @@ from dad_core.students import RANDOM_INIT
 from schemas.manifest import SampleSetManifest
 from services.sample_store import load_manifest
 from services.source import SourceListing, list_source
-from services.storage import StorageError, check_writable, join, open_filesystem
+from services.storage import StorageError, cache_dir, check_writable, join, open_filesystem
 from services.trainer.checkpointing import RunStore
 from services.trainer.config import TrainConfig
 from services.trainer.student_init import build_student, resolved_init
@@ -178,9 +178,7 @@ def _check_shards(manifest: SampleSetManifest, cfg: TrainConfig) -> None:
 
 def verified_dir() -> Path:
     """Where verified-set markers live: $DAD_CACHE_DIR/verified, else $XDG_CACHE_HOME (or ~/.cache)/dad/verified."""
-    base = os.environ.get("DAD_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "dad")
-    return Path(base) / "verified"
+    return Path(cache_dir()) / "verified"
 
 
 def _shard_stamps(fs, root: str, manifest: SampleSetManifest) -> dict[str, list]:

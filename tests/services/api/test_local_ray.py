@@ -63,3 +63,69 @@ def test_a_local_job_server_is_joined_only_if_it_accepts_our_token():
     finally:
         server.shutdown()
     assert find_local_job_server("right-token", address) is None  # nothing answers any more
+
+
+def test_a_server_killed_and_restarted_rejoins_its_own_ray_and_its_running_jobs(tmp_path):
+    """Measured before: SIGKILL of the server left its private Ray running, orphaned (no one would ever stop
+    it), and the restarted server started a second one; the run in flight became UNKNOWN while its job went on
+    in the first. Now the restarted server rejoins its Ray: the run is still RUNNING, and a clean stop ends it."""
+    import hashlib
+    import json
+    import os
+    import re
+    import signal
+    import subprocess
+
+    import httpx
+
+    from services.api.local_ray import free_ports
+
+    store, cache = tmp_path / "store", tmp_path / "cache"
+    source = tmp_path / "source"
+    from services.chaos.source import make_source
+
+    make_source(source, 10, seed=0)
+    (port,) = free_ports(1)
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "DAD_AUTH_TOKEN": API_TOKEN, "DAD_CACHE_DIR": str(cache), "DAD_SYNC_INTERVAL_S": "0.5",
+           "DAD_JOB_ENV": json.dumps({"PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}), "PYTHONPATH": str(REPO)}
+    argv = [sys.executable, "-m", "services.api", "--port", str(port), "--store", str(store), "--log-level", "info"]
+    state_file = cache / "local-ray" / f"{hashlib.sha256(str(store).encode()).hexdigest()[:16]}.json"
+    headers = {"Authorization": f"Bearer {API_TOKEN}"}
+    body = {"id": "long", "kind": "generate", "config": {"source": str(source), "preset": "tiny", "batch_size": 5,
+                                                          "cpus_per_actor": 0.5, "overrides": {"attack.steps": 5000}}}
+    procs = []
+
+    def start():
+        procs.append(subprocess.Popen(argv, env=env, cwd=REPO, stdout=open(tmp_path / f"api-{len(procs)}.log", "wb"),
+                                      stderr=subprocess.STDOUT))
+        wait_for(lambda: httpx.get(f"{url}/health").status_code == 200, 120, "the API server did not start")
+
+    try:
+        start()
+        found = re.search(r"started a local Ray \(job server \S+, temp dir (\S+)\)", (tmp_path / "api-0.log").read_text())
+        assert found, "the server joined a Ray on 127.0.0.1:8265 instead of starting its own"
+        temp_dir = found.group(1)
+        assert httpx.post(f"{url}/runs", json=body, headers=headers, timeout=30).status_code == 201
+        wait_for(lambda: httpx.get(f"{url}/runs/long", timeout=30).json()["status"] == "RUNNING", 120, "never ran")
+        procs[-1].send_signal(signal.SIGKILL)
+        procs[-1].wait()
+        assert pids_mentioning(temp_dir)  # its Ray outlived it, as it must: the job goes on
+
+        start()
+        run = httpx.get(f"{url}/runs/long", timeout=30).json()
+        assert run["status"] == "RUNNING", run
+        assert "started a local Ray" not in (tmp_path / "api-1.log").read_text()  # the same Ray, not a second one
+        assert oct(state_file.stat().st_mode & 0o777) == "0o600"  # it holds the Ray token
+        procs[-1].terminate()  # a clean stop ends the Ray, rejoined or not
+        procs[-1].wait(timeout=90)
+        wait_for(lambda: not pids_mentioning(temp_dir), 30, "the rejoined Ray outlived a clean stop")
+        assert not state_file.exists()
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+        for log in tmp_path.glob("api-*.log"):  # every Ray a server of this test started (a second one: the bug)
+            for ours in re.findall(r"temp dir (\S+)\)", log.read_text()):
+                for pid in pids_mentioning(ours):  # ours only: the private temp dir names them
+                    os.kill(pid, signal.SIGKILL)

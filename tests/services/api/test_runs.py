@@ -243,3 +243,33 @@ def test_the_count_matched_no_filter_control_is_accepted_over_rest(client, auth,
     r = client.post("/runs", json=train, headers=auth)
     assert r.status_code == 201, r.text
     assert _job_config(client, "t")["adversarial_rows"] == "count-matched"
+
+
+@pytest.mark.parametrize("state, published, expected", [
+    ("succeeded", True, "SUCCEEDED"), ("failed", False, "FAILED"), ("running", False, "UNKNOWN"),
+    ("succeeded", False, "UNKNOWN"),  # a status saying "succeeded" without a manifest is not believed
+])
+def test_a_generate_run_ray_no_longer_knows_takes_its_status_from_its_set(client, auth, launcher, store,
+                                                                         sample_set_writer, state, published,
+                                                                         expected):
+    """Measured before: a run whose Ray cluster restarted stayed UNKNOWN forever, even when its set said it
+    had finished (e.g. the control plane was down when the job ended, and Ray was restarted since)."""
+    from datetime import datetime, timezone
+
+    from schemas.generation_status import GenerationStatus
+
+    assert client.post("/runs", json=GENERATE, headers=auth).status_code == 201
+    launcher.jobs.pop("gen-1")  # Ray forgot it
+    if published:
+        sample_set_writer(store, "gen-1")
+    now = datetime.now(timezone.utc)
+    status = GenerationStatus(state=state, set_name="gen-1", set_uri=str(store / "sample-sets" / "gen-1"),
+                              message="no images" if state == "failed" else "", started_at=now, updated_at=now)
+    (store / "sample-sets" / "gen-1").mkdir(parents=True, exist_ok=True)
+    (store / "sample-sets" / "gen-1" / "_status.json").write_text(status.model_dump_json())
+    run = client.get("/runs/gen-1").json()
+    assert run["status"] == expected, run
+    on_disk = store / "runs" / "gen-1" / "status.json"
+    assert on_disk.exists() == (expected != "UNKNOWN")  # what `catalog rebuild` reads back
+    if expected == "FAILED":
+        assert "no images" in run["message"]

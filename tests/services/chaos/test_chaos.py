@@ -57,7 +57,7 @@ def test_a_short_rehearsal_loses_nothing_and_matches_the_fault_free_set(tmp_path
 
     kinds = ("actor_kill", "s3_restart", "s3_slowdown", "s3_reset", "driver_kill")  # the kill last: it costs a restart
     cfg = ChaosConfig(out=tmp_path, images=160, seed=1, shard_size=8, batch_size=8, generate_faults=5,
-                      attack_steps=50, train=False, disk_full=False, duration_s=240, fault_delay_s=(0.2, 1.0),
+                      attack_steps=50, train=False, disk_full=False, api_kill=False, duration_s=240, fault_delay_s=(0.2, 1.0),
                       generate_kinds=kinds, ordered=True)
     report = run_rehearsal(cfg)
     json_path, md = write_report(report, tmp_path)
