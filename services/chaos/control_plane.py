@@ -24,9 +24,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from services.chaos.faults import FaultRecord
+from services.chaos.jobs import REPO
 from services.chaos.source import make_source
-
-REPO = Path(__file__).resolve().parents[2]
 TOKEN = "chaos-api-token-0123456789abcdef"
 INGEST_SET = "scale"            # benchmarks.scale.fabricate's set id
 _RUN_COLUMNS = "id, kind, status, config_sha256, sample_set_id, started_at, finished_at"

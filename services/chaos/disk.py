@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from services.chaos.faults import FaultRecord
+from services.chaos.jobs import compare_sets, generate_argv, run_plain
 from services.chaos.source import make_source
 
 
@@ -26,12 +27,10 @@ def _files(root: Path) -> list[str]:
 
 
 def disk_full_phase(cfg, logs: Path) -> tuple[dict, FaultRecord]:
-    from services.chaos.rehearsal import _run_plain, compare_sets, generate_argv
-
     root = cfg.out / "disk"
     source = make_source(root / "source", cfg.disk_images, cfg.seed + 7)
     small = cfg.__class__(**{**cfg.__dict__, "shard_size": 10, "batch_size": 10})
-    rc, base_s = _run_plain("disk-baseline", generate_argv(small, source, str(root / "free"), "set", None), logs)
+    rc, base_s = run_plain("disk-baseline", generate_argv(small, source, str(root / "free"), "set", None), logs)
     if rc != 0:
         raise RuntimeError(f"the fault-free small generation failed (exit {rc}): see {logs}/disk-baseline.log")
     size = sum(p.stat().st_size for p in (root / "free" / "set").rglob("*") if p.is_file())
@@ -45,7 +44,7 @@ def disk_full_phase(cfg, logs: Path) -> tuple[dict, FaultRecord]:
     phase: dict = {"tmpfs_bytes": limit, "set_bytes": size, "baseline_wall_s": base_s}
     try:
         t0 = time.monotonic()
-        rc1, s1 = _run_plain("disk-full-1", generate_argv(small, source, str(mnt), "set", None), logs)
+        rc1, s1 = run_plain("disk-full-1", generate_argv(small, source, str(mnt), "set", None), logs)
         record.fired_at_s = 0.0
         text = (logs / "disk-full-1.log").read_text(errors="replace")
         error_lines = [line for line in text.splitlines() if line.startswith("error:")]
@@ -59,7 +58,7 @@ def disk_full_phase(cfg, logs: Path) -> tuple[dict, FaultRecord]:
                      temp_files_after_failure=[f for f in _files(mnt) if ".tmp-" in f])
         record.detail = f"{limit}-byte tmpfs under the store ({size} bytes needed); exit {rc1}"
         subprocess.run(["mount", "-o", f"remount,size={64 * 1024 * 1024}", str(mnt)], check=True)
-        rc2, s2 = _run_plain("disk-full-2", generate_argv(small, source, str(mnt), "set", None), logs)
+        rc2, s2 = run_plain("disk-full-2", generate_argv(small, source, str(mnt), "set", None), logs)
         phase.update(second_exit=rc2, second_wall_s=s2)
         record.recover_s = round(time.monotonic() - t0, 2)
         record.time_lost_s = round(max(0.0, record.recover_s - base_s), 2)
