@@ -374,4 +374,28 @@ def publish_report(out: Path, set_id: str, run_id: str = "pacs-report",
             shutil.copyfile(out / source, folder / name)
     write_run_records(out, [(run_id, "eval", set_id)], config={"experiment": module, "report": True}, message=message,
                       module=module)
+    track_report(folder, set_id, run_id, module)
     return run_id
+
+
+def track_report(folder: Path, set_id: str, run_id: str, module: str) -> str | None:
+    """With MLFLOW_TRACKING_URI set, the report as an MLflow run in the experiment of its sample set (`dad/<set>`,
+    where the set's generate and train runs are): report.md/json and the figures as artifacts, and each
+    variant's mean top-1 per domain as metrics. Returns the MLflow run id (None: no tracking)."""
+    from services.tracking import EXPERIMENT_PREFIX, Tracker, tracking_uri
+
+    if tracking_uri() is None:
+        return None
+    tracker = Tracker.start(EXPERIMENT_PREFIX + set_id, f"report {run_id}",
+                            {"dad.kind": "report", "dad.sample_set": set_id, "dad.experiment": module})
+    if not tracker.active:
+        return None
+    report = folder / "report.json"
+    if report.exists():
+        table = json.loads(report.read_text()).get("table", {})
+        tracker.log_metrics({f"{variant}.{domain}.top1": float(np.mean(v)) for variant, domains in table.items()
+                             for domain, v in domains.items() if isinstance(v, (list, int, float))})
+    tracker.log_files({p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.suffix in (".md", ".json", ".png")
+                       and p.name not in ("run.json", "status.json")})
+    tracker.end(ok=True)
+    return tracker.run_id

@@ -31,6 +31,12 @@ def track_generation(config: GeneratorConfig, result) -> Tracker:
     for key, value in manifest.statistics.model_dump().items():
         if isinstance(value, (int, float)) and key not in metrics:
             metrics[key] = value
+    if stats.perturbation is not None:  # what the attack changed: mean and quantiles of each measure
+        summary = stats.perturbation.summary()
+        for name, m in summary.metrics.items():
+            metrics.update({f"attack.{name}.mean": m.mean, **{f"attack.{name}.{q}": v for q, v in m.quantiles.items()}})
+        if summary.warning:
+            tracker.set_tags({"dad.attack_warning": summary.warning})
     tracker.log_metrics(metrics)
     tracker.log_files({"manifest.json": manifest.model_dump_json(indent=2).encode()})
     tracker.end(ok=True)

@@ -88,6 +88,12 @@ def test_generate_train_eval_make_nested_runs_with_params_metrics_and_artifacts(
                                                                 manifest["statistics"]["clean"])
     assert gen.data.params["preset_config.attack.step_size"] == "0.1" and gen.data.params["name"] == "tracked"
     assert [a.path for a in client.list_artifacts(gen.info.run_id)] == ["manifest.json"]
+    # and what the attack changed (the manifest's diagnostics: mean and quantiles of each measure)
+    from schemas.manifest import SampleSetManifest
+
+    summary = SampleSetManifest.from_json(json.dumps(manifest)).statistics.perturbation.summary()
+    assert gen.data.metrics["attack.codes_vs_qx.mean"] == pytest.approx(summary.metrics["codes_vs_qx"].mean)
+    assert "attack.l2_vs_qx.q95" in gen.data.metrics
     # train: nested under the set's generate run; config params; every step's loss; the model folder
     assert tr.data.tags["mlflow.parentRunId"] == gen.info.run_id
     assert tr.data.params["objective"] == "dad" and tr.data.params["student_init"] == "random"
@@ -134,3 +140,24 @@ def test_params_are_flattened_and_cut_to_mlflows_limit():
 
     flat = flatten({"a": {"b": 1, "c": [1, 2]}, "d": None, "e": "x" * 7000, "f": {}})
     assert flat == {"a.b": "1", "a.c": "[1, 2]", "d": "null", "e": "x" * 6000, "f": "{}"}
+
+
+def test_an_experiment_report_is_a_run_in_its_sets_experiment_with_its_figures(mlflow_server, tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    from experiments.report import track_report
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    folder = tmp_path / "pacs-report"
+    folder.mkdir()
+    (folder / "report.json").write_text(json.dumps({"table": {"dad": {"photo": [70.0, 72.0], "shift_avg": [25.0, 27.0]},
+                                                              "teacher": {"photo": 80.0}}}))
+    (folder / "report.md").write_text("# report")
+    (folder / "results_bar.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    (folder / "run.json").write_text("{}")  # the store's record, not the report's
+    run_id = track_report(folder, "pacs-set", "pacs-report", "experiments.pacs")
+    client = MlflowClient(tracking_uri=mlflow_server)
+    run = client.get_run(run_id)
+    assert run.info.experiment_id == client.get_experiment_by_name("dad/pacs-set").experiment_id
+    assert run.data.metrics == {"dad.photo.top1": 71.0, "dad.shift_avg.top1": 26.0, "teacher.photo.top1": 80.0}
+    assert {a.path for a in client.list_artifacts(run_id)} == {"report.json", "report.md", "results_bar.png"}
