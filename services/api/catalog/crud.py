@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Iterable, Sequence
 
-from sqlalchemy import case, delete, func, select, text, tuple_, update
+from sqlalchemy import JSON, case, delete, func, select, text, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -133,6 +133,8 @@ def replace_sample_set(session: Session, sample_set: SampleSet, row_chunks: Iter
 
 
 _COPY_COLUMNS = [c.name for c in Sample.__table__.columns if c.name != "pk"]
+# JSON columns go through COPY as JSON text (psycopg adapts no dict or list there); None stays NULL
+_JSON_COLUMNS = frozenset(c.name for c in Sample.__table__.columns if isinstance(c.type, JSON))
 
 
 def _insert_samples(session: Session, rows: Sequence[dict]) -> None:
@@ -144,7 +146,8 @@ def _insert_samples(session: Session, rows: Sequence[dict]) -> None:
     with connection.connection.dbapi_connection.cursor() as cursor, \
             cursor.copy(f"COPY samples ({', '.join(_COPY_COLUMNS)}) FROM STDIN") as copy:
         for r in rows:
-            copy.write_row([json.dumps(r["top5"]) if c == "top5" else r[c] for c in _COPY_COLUMNS])
+            copy.write_row([json.dumps(r[c]) if c in _JSON_COLUMNS and r[c] is not None else r[c]
+                            for c in _COPY_COLUMNS])
 
 
 def _remove_sample_set(session: Session, set_id: str, chunk_rows: int) -> None:
