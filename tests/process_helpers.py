@@ -3,23 +3,8 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
-from typing import Any, Callable
 
-
-def wait_for(fn: Callable[[], Any], timeout_s: float, what: str, interval_s: float = 0.5):
-    """Poll `fn` until it returns something truthy; TimeoutError naming `what` (and the last answer) otherwise."""
-    deadline = time.monotonic() + timeout_s
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = fn()
-            if last:
-                return last
-        except Exception as e:  # noqa: BLE001 - keep polling until the deadline
-            last = e
-        time.sleep(interval_s)
-    raise TimeoutError(f"{what} after {timeout_s:.0f} s (last: {last!r})")
+from services.polling import wait_for  # noqa: F401 - re-exported for the tests
 
 
 def pids_mentioning(marker: str) -> list[int]:

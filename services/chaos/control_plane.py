@@ -21,29 +21,16 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from services.chaos.faults import FaultRecord
 from services.chaos.jobs import REPO
+from services.polling import wait_for
 from services.chaos.source import make_source
 TOKEN = "chaos-api-token-0123456789abcdef"
 INGEST_SET = "scale"            # benchmarks.scale.fabricate's set id
 _RUN_COLUMNS = "id, kind, status, config_sha256, sample_set_id, started_at, finished_at"
 _SET_COLUMNS = "id, manifest_sha256, num_rows, ready, shards"
-
-
-def _wait(fn: Callable[[], Any], timeout_s: float, what: str, interval_s: float = 0.25):
-    deadline = time.monotonic() + timeout_s
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = fn()
-            if last:
-                return last
-        except Exception as e:  # noqa: BLE001 - the server may be starting or gone: poll on
-            last = e
-        time.sleep(interval_s)
-    raise TimeoutError(f"{what} after {timeout_s:.0f} s (last: {last!r})")
 
 
 class ApiServer:
@@ -74,7 +61,7 @@ class ApiServer:
         log = open(self.log_dir / f"api-{self.starts}.log", "wb")
         self.proc = subprocess.Popen(self.argv, env=self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
-        _wait(lambda: httpx.get(f"{self.url}/health", timeout=2).status_code == 200, timeout_s,
+        wait_for(lambda: httpx.get(f"{self.url}/health", timeout=2).status_code == 200, timeout_s,
               "the API server did not start")
         return time.monotonic() - t0
 
@@ -162,7 +149,7 @@ def api_kill_phase(out: Path, logs: Path, ingest_items: int = 20_000) -> tuple[d
             r = api.post("/runs", body)
             if r.status_code != 201:
                 raise RuntimeError(f"POST /runs {body['id']}: {r.status_code} {r.text}")
-        _wait(lambda: api.runs()["api-long"]["status"] == "RUNNING", 120, "api-long never ran")
+        wait_for(lambda: api.runs()["api-long"]["status"] == "RUNNING", 120, "api-long never ran")
         mark("submit_until_running")
         seen = {k: v["status"] for k, v in api.runs().items()}
         rec = FaultRecord("control-plane", "api_kill", round(time.monotonic() - t_phase, 2),
@@ -174,7 +161,7 @@ def api_kill_phase(out: Path, logs: Path, ingest_items: int = 20_000) -> tuple[d
         staging = threading.Thread(target=fabricate, args=(staged, ingest_items, 10), kwargs={"shard_items": 1000})
         staging.start()
         ray_says = lambda i: jobs.get_job_status(i).value  # noqa: E731
-        _wait(lambda: ray_says("api-ok") in ("SUCCEEDED", "FAILED") and ray_says("api-fail") in ("SUCCEEDED", "FAILED"),
+        wait_for(lambda: ray_says("api-ok") in ("SUCCEEDED", "FAILED") and ray_says("api-fail") in ("SUCCEEDED", "FAILED"),
               180, "the short runs did not end while the API was down", 0.5)
         truth = {i: ray_says(i) for i in EXPECTED_AFTER_RESTART}
         mark("short_runs_end_while_down")
@@ -183,7 +170,7 @@ def api_kill_phase(out: Path, logs: Path, ingest_items: int = 20_000) -> tuple[d
         t0 = time.monotonic()
         api.start()
         try:
-            _wait(lambda: {k: v["status"] for k, v in api.runs().items()} == truth, 30, "statuses after restart")
+            wait_for(lambda: {k: v["status"] for k, v in api.runs().items()} == truth, 30, "statuses after restart")
             rec.recovered = True
         except TimeoutError:
             pass
@@ -201,7 +188,7 @@ def api_kill_phase(out: Path, logs: Path, ingest_items: int = 20_000) -> tuple[d
         (store / "sample-sets").mkdir(exist_ok=True)
         os.rename(staged / "sample-sets" / INGEST_SET, store / "sample-sets" / INGEST_SET)  # published at once
         mark("wait_for_ingest_set")
-        rows_at_kill = _wait(lambda: (lambda r: r and r[0][0] == 0 and r[0][1] > 0 and r[0][1])(_query(
+        rows_at_kill = wait_for(lambda: (lambda r: r and r[0][0] == 0 and r[0][1] > 0 and r[0][1])(_query(
             api.database, "SELECT s.ready, (SELECT count(*) FROM samples WHERE set_id = s.id) FROM sample_sets s "
                           "WHERE s.id = ?", (INGEST_SET,))), 60, "the ingest was never seen under way", 0.05)
         rec2 = FaultRecord("control-plane", "api_kill", round(time.monotonic() - t_phase, 2),
@@ -214,7 +201,7 @@ def api_kill_phase(out: Path, logs: Path, ingest_items: int = 20_000) -> tuple[d
         ready = lambda: _query(api.database, "SELECT ready, num_rows FROM sample_sets WHERE id = ?",  # noqa: E731
                                (INGEST_SET,)) == [(1, expected_rows)]
         try:
-            _wait(ready, 60, "the set was not indexed after the restart")
+            wait_for(ready, 60, "the set was not indexed after the restart")
             rec2.recovered = True
         except TimeoutError:
             pass
@@ -227,7 +214,7 @@ def api_kill_phase(out: Path, logs: Path, ingest_items: int = 20_000) -> tuple[d
 
         # 4. the catalog equals a rebuild of the store
         stopped = api.post("/runs/api-long/stop").json().get("status")
-        _wait(lambda: api.runs()["api-long"]["status"] == "STOPPED", 60, "api-long did not stop")
+        wait_for(lambda: api.runs()["api-long"]["status"] == "STOPPED", 60, "api-long did not stop")
         live = catalog_tables(api.database)
         api.stop()
         rebuilt_db = out / "rebuilt.db"
