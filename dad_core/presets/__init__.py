@@ -132,7 +132,8 @@ def preset_field_types() -> dict[str, Any]:
 
 
 @functools.lru_cache(maxsize=None)
-def _adapter(tp):
+def type_adapter(tp):
+    """A cached pydantic TypeAdapter for a preset field type (built once: validation runs on every request)."""
     from pydantic import TypeAdapter
 
     return TypeAdapter(tp)
@@ -142,7 +143,7 @@ def _fits(tp, value: Any) -> bool:
     from pydantic import ValidationError
 
     try:
-        _adapter(tp).validate_python(value, strict=True)
+        type_adapter(tp).validate_python(value, strict=True)
         return True
     except ValidationError:
         return False

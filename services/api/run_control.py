@@ -110,7 +110,7 @@ def submit_run(ctx: RunContext, run_id: str, kind: str, config) -> tuple[Run, bo
     job = _build_job(ctx, kind, run_id, config)
     if job.sample_set_id:
         for other in crud.active_runs(ctx.session):
-            if other.sample_set_id == job.sample_set_id:
+            if other.kind == "generate" and other.sample_set_id == job.sample_set_id:
                 raise RunConflict(f"run {other.id!r} is still generating sample set {job.sample_set_id!r}")
     ctx.launcher.state(run_id)  # reachability probe: RayUnavailable before anything is written
     record = start_job(ctx.store, ctx.launcher, kind, run_id, config, ctx.job_python, ctx.job_env, job)

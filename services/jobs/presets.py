@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
-from dad_core.presets import preset_field_types
+from dad_core.presets import preset_field_types, type_adapter
 
 
 def typed_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -22,7 +22,7 @@ def typed_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
             known = sorted(k for k in types if k.startswith(f"{section}.")) or sorted({k.split(".")[0] for k in types})
             raise ValueError(f"{key}: unknown preset field; known: {', '.join(known)}")
         try:
-            out[key] = TypeAdapter(types[key]).validate_python(value, strict=True)
+            out[key] = type_adapter(types[key]).validate_python(value, strict=True)
         except ValidationError:
             raise ValueError(f"{key}: expected {_type_name(types[key])}, got {value!r} "
                              f"({type(value).__name__})") from None
