@@ -68,7 +68,8 @@ class StageRunner:
             raise ValueError("StageRunner.job needs the store the jobs write into (store=...)")
         typed = JOB_KINDS[kind].run_config.model_validate(config)
         config_json = typed.model_dump(mode="json")
-        run_id = f"{name}-{run_config_sha256(kind, config_json)[:12]}"
+        key = run_config_sha256(kind, config_json)[:12]
+        run_id = f"{name}-{key}"
         store = Store(str(self.store))
         spec = build_job(kind, run_id, typed, store, sys.executable)
         out = Path(store.set_path(run_id) if kind == "generate" else store.run_path(run_id))
@@ -80,7 +81,7 @@ class StageRunner:
             if status is None or status.status != "SUCCEEDED":
                 raise subprocess.CalledProcessError(1, spec.argv, f"{name}: {status.message if status else 'no status'}")
 
-        return self._stage(name, run_id, out, {"kind": kind, "run_config": config_json}, spec.argv[2:], execute)
+        return self._stage(name, key, out, {"kind": kind, "run_config": config_json}, spec.argv[2:], execute)
 
     def run(self, name: str, parent: Path, config: dict[str, Any],
             command: Callable[[Path], Sequence[str]]) -> StageResult:
@@ -90,12 +91,11 @@ class StageRunner:
         cmd = [sys.executable, "-m", *command(out)]
         env = {**os.environ, **self._env()}
         # a failed stage stays unfinished: the next run resumes it
-        return self._stage(name, f"{name}-{key}", out, config, cmd[2:], lambda: subprocess.run(cmd, check=True, env=env))
+        return self._stage(name, key, out, config, cmd[2:], lambda: subprocess.run(cmd, check=True, env=env))
 
-    def _stage(self, name: str, stage_id: str, out: Path, config: dict[str, Any], command: Sequence[str],
+    def _stage(self, name: str, key: str, out: Path, config: dict[str, Any], command: Sequence[str],
                execute: Callable[[], Any]) -> StageResult:
-        key = stage_id[len(name) + 1:]
-        record_path = self.records / f"{stage_id}.json"
+        record_path = self.records / f"{name}-{key}.json"
         record = json.loads(record_path.read_text()) if record_path.exists() else {}
         if record.get("finished"):
             result = StageResult(name, out, key, float(record["seconds"]), True)
