@@ -7,6 +7,8 @@ define the benchmarks (Sec. 4.1 of the DAD paper lists them):
   `logit_indices`), as in Hendrycks et al. (2021).
 - ImageNet-C: the mean Corruption Error, each corruption's error summed over severities 1-5 and divided by
   AlexNet's (Hendrycks & Dietterich, 2019); AlexNet's errors ship in `dad_core/data/alexnet_errors.json`.
+- Fréchet distance between two feature sets' Gaussians (FID's formula; the paper's App. D compares sample sets
+  to shifted test sets this way, in the teacher's feature space).
 """
 from __future__ import annotations
 
@@ -146,3 +148,21 @@ def mean_corruption_error(errors: Mapping[str, Sequence[float]],
     if not ces:
         raise ValueError("mean_corruption_error needs at least one corruption")
     return sum(ces.values()) / len(ces)
+
+
+def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
+    """||mu_a - mu_b||^2 + tr(C_a + C_b - 2 (C_a^1/2 C_b C_a^1/2)^1/2) between Gaussians fitted to the rows
+    of `a` (N, D) and `b` (M, D), in float64. The symmetric form needs only eigh (no scipy.linalg.sqrtm), and
+    clipping tiny negative eigenvalues keeps it real when N or M < D makes a covariance singular. With few rows
+    the estimate is biased upwards (as FID is): compare distances computed from sets of similar size."""
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+        raise ValueError(f"features must be (N, D) and (M, D) with the same D, got {tuple(a.shape)} and {tuple(b.shape)}")
+    if a.shape[0] < 2 or b.shape[0] < 2:
+        raise ValueError("a Fréchet distance needs at least 2 rows per set")
+    a, b = a.double(), b.double()
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = torch.cov(a.T).reshape(a.shape[1], -1), torch.cov(b.T).reshape(b.shape[1], -1)
+    vals, vecs = torch.linalg.eigh(cov_a)
+    root_a = (vecs * vals.clamp_min(0).sqrt()) @ vecs.T
+    cross = torch.linalg.eigvalsh(root_a @ cov_b @ root_a).clamp_min(0).sqrt().sum()
+    return float((mu_a - mu_b).pow(2).sum() + cov_a.trace() + cov_b.trace() - 2 * cross)

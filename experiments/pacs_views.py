@@ -17,7 +17,7 @@ import statistics
 import time
 from pathlib import Path
 
-from experiments.pacs import DOMAINS, TEACHER_RECIPE, Experiment, build_parser as pacs_parser, last_val_top1
+from experiments.pacs import DOMAINS, Experiment, build_parser as pacs_parser, last_val_top1
 from experiments.report import bar_chart, load_evaluation, mean_sd, paired_tests, publish_report, write_run_records
 
 MIN_SCALE = 0.35
@@ -46,9 +46,9 @@ class ViewsExperiment(Experiment):
         splits = self.make_splits()
         photo_train, photo_val = splits / "photo" / "train", splits / "photo" / "val"
         teacher = self.train("teacher", splits / "teacher" / "train", splits / "teacher" / "val", "ce",
-                             TEACHER_RECIPE, 0, a.teacher_arch, overrides={"image_size": a.image_size})
-        vq = self.fit_q(splits)
-        samples = self.generate(teacher, vq, photo_train, a.attack,
+                             self.teacher_recipe, 0, a.teacher_arch, overrides={"image_size": a.image_size})
+        vq = self.fit_q(splits, "teacher")
+        samples = self.generate("samples", teacher, vq, photo_train, a.attack,
                                 extra={"views": a.views, "adversarial_views": True,
                                        "view_min_scale": a.view_min_scale})
         rows, seconds, students, evals, eval_dirs = {}, {}, {}, {}, []
@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # the PACS experiment's variants, attack grid and extra test domains: this comparison fixes its own arms
-NOT_USED = ("variants", "grid", "grid_epochs", "extra_domain")
+NOT_USED = ("variants", "grid", "grid_epochs", "extra_domain", "control_seeds", "filter", "no_mechanism", "quick")
 
 
 def main(argv: list[str] | None = None) -> int:

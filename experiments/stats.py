@@ -7,11 +7,19 @@ averaged over seeds, and over domains with equal weight (the "shift average" of 
 - 95% interval: a two-level paired bootstrap (seeds with replacement, then images with replacement within
   each domain), so it carries both the test set's sampling noise and the seed-to-seed noise.
 - p-value: a paired sign-flip permutation test on the per-image differences (averaged over seeds): under
-  "A and B are exchangeable on each image" each difference's sign is a coin flip. Two-sided.
+  "A and B are exchangeable on each image" each difference's sign is a coin flip. Two-sided. It ignores seed
+  noise (a seed-to-seed swing of a few points is not in it), so read it as "on these trained models".
+- Seed-level: a t-interval and t-test over the per-seed differences (`seed_t_test`): n seeds give n - 1 degrees
+  of freedom, which carries seed noise in full and test-set noise through each seed's own difference. With
+  few seeds it is wide, as it should be.
+- Several contrasts: `holm` adjusts p-values for the family they are reported in (Holm-Bonferroni).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import math
+from typing import Sequence
 
 import numpy as np
 
@@ -56,3 +64,38 @@ def paired_difference(a: list[np.ndarray], b: list[np.ndarray], n_boot: int = 10
     permuted = 100 * np.mean([(f * d).mean(axis=1) for f, d in zip(flips, per_image)], axis=0)
     p = (1 + np.sum(np.abs(permuted) >= abs(observed) - 1e-12)) / (1 + n_perm)
     return PairedResult(observed, (float(lo), float(hi)), float(p), per_seed)
+
+
+@dataclass(frozen=True)
+class SeedTest:
+    mean: float                    # mean per-seed difference (points)
+    ci95: tuple[float, float]      # t-interval, n - 1 degrees of freedom (NaN with one seed)
+    p_value: float                 # two-sided one-sample t-test of "mean difference = 0" (NaN with one seed)
+    seeds: int
+
+
+def seed_t_test(per_seed: Sequence[float], confidence: float = 0.95) -> SeedTest:
+    """A t-interval and t-test over per-seed differences (each seed's A - B on the same images)."""
+    from scipy import stats
+
+    x = np.asarray(per_seed, dtype=np.float64)
+    n, mean = len(x), float(np.mean(x))
+    if n < 2:
+        return SeedTest(mean, (math.nan, math.nan), math.nan, n)
+    se = float(np.std(x, ddof=1)) / math.sqrt(n)
+    if se == 0:
+        return SeedTest(mean, (mean, mean), 1.0 if mean == 0 else 0.0, n)
+    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * se
+    p = float(2 * stats.t.sf(abs(mean) / se, n - 1))
+    return SeedTest(mean, (mean - half, mean + half), p, n)
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values, in the input's order (NaN stays NaN and does not count)."""
+    known = sorted((p, i) for i, p in enumerate(p_values) if p == p)
+    out = [math.nan] * len(p_values)
+    running, m = 0.0, len(known)
+    for rank, (p, i) in enumerate(known):
+        running = max(running, min(1.0, (m - rank) * p))
+        out[i] = running
+    return out

@@ -69,3 +69,20 @@ def test_alexnet_errors_are_the_published_fifteen():
     # AlexNet normalised by itself has CE 100% on every corruption.
     assert mean_corruption_error({c: [e] * 5 for c, e in errors.items()}) == pytest.approx(1.0)
     assert all(0 < e < 1 and not math.isnan(e) for e in errors.values())
+
+
+def test_frechet_distance_is_zero_to_itself_and_matches_the_closed_form():
+    """Diagonal Gaussians: d = |mu_a - mu_b|^2 + sum (s_a - s_b)^2 over the standard deviations."""
+    from dad_core.metrics import frechet_distance
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(20_000, 3, generator=g, dtype=torch.float64)
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+    b = a * torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64) + torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64)
+    expected = 1.0 + (1 - 1) ** 2 + (1 - 2) ** 2 + (1 - 3) ** 2
+    assert frechet_distance(a, b) == pytest.approx(expected, rel=0.03)
+    # fewer rows than dimensions: singular covariances still give a real, non-negative distance
+    small = torch.randn(5, 16, generator=g)
+    assert frechet_distance(small, small + 1) >= 16 - 1e-6
+    with pytest.raises(ValueError, match="same D"):
+        frechet_distance(a, small)

@@ -54,3 +54,25 @@ def test_seeds_spread_widens_the_interval():
 def test_unpaired_shapes_are_refused():
     with pytest.raises(ValueError, match="same"):
         paired_difference([np.ones((2, 5))], [np.ones((2, 6))])
+
+
+def test_seed_t_interval_matches_the_textbook_case():
+    """Per-seed differences 1, 2, 3: mean 2, sd 1, se 1/sqrt(3), t(0.975, 2) = 4.303."""
+    from experiments.stats import seed_t_test
+
+    r = seed_t_test([1.0, 2.0, 3.0])
+    half = 4.302653 / 3 ** 0.5
+    assert r.mean == 2 and r.ci95 == pytest.approx((2 - half, 2 + half), abs=1e-4) and r.seeds == 3
+    assert r.p_value == pytest.approx(0.0742, abs=5e-4)  # t = 3.464 on 2 df, two-sided
+    one = seed_t_test([5.0])
+    assert one.mean == 5 and np.isnan(one.ci95[0]) and np.isnan(one.p_value)
+
+
+def test_holm_adjusts_in_step_down_order_and_keeps_the_input_order():
+    from experiments.stats import holm
+
+    # sorted 0.01, 0.02, 0.04 -> 3 x 0.01, max(0.03, 2 x 0.02), max(0.04, 1 x 0.04)
+    assert holm([0.04, 0.01, 0.02]) == pytest.approx([0.04, 0.03, 0.04])
+    assert holm([0.5, 0.6]) == pytest.approx([1.0, 1.0])
+    adjusted = holm([float("nan"), 0.01])
+    assert np.isnan(adjusted[0]) and adjusted[1] == pytest.approx(0.01)
