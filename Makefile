@@ -113,7 +113,7 @@ clean:  ## remove caches (keeps .venv)
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 PACS ?= ../shared/data/pacs
-experiment-pacs:  ## PACS evidence (teacher, Q, attack grid, students + controls x 3 seeds, paired tests): make experiment-pacs PACS=<path>
+experiment-pacs:  ## PACS evidence (teacher, Q, attack grid on art_painting val, mechanism check, students + controls, seed t-tests + Holm): make experiment-pacs PACS=<path> [ARGS=--quick]
 	$(PY) -m experiments.pacs --pacs $(PACS) --out out/pacs $(ARGS)
 
 experiment-pacs-views:  ## PACS kd/dad: no augmentation / K stored views / online teacher: make experiment-pacs-views PACS=<path>

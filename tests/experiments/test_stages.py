@@ -50,10 +50,10 @@ def test_a_q_stage_from_a_yaml_file_is_keyed_by_its_content_not_its_name(tmp_pat
     experiment = Experiment(build_parser().parse_args(["--pacs", str(tmp_path), "--out", str(tmp_path / "out"),
                                                        "--vq-config", str(config)]))
     experiment.stages.log = lambda *_: None
-    first = experiment.fit_q(tmp_path / "splits")
-    assert experiment.fit_q(tmp_path / "splits") == first  # unchanged: reused
+    first = experiment.fit_q(tmp_path / "splits", "teacher")
+    assert experiment.fit_q(tmp_path / "splits", "teacher") == first  # unchanged: reused
     config.write_text(bundled.replace("n_embed: ", "n_embed: 1"))  # a bigger codebook, same file name
-    assert experiment.fit_q(tmp_path / "splits") != first
+    assert experiment.fit_q(tmp_path / "splits", "teacher") != first
 
 
 def test_a_stage_records_when_it_finished_so_the_catalog_shows_its_duration(tmp_path, monkeypatch):
