@@ -146,6 +146,9 @@ class SampleSetPublic(BaseModel):
     accepted: int
     acceptance_rate: float
     num_classes: int
+    indexing: bool = Field(False, description="the catalog is still indexing the set: its pages, totals and "
+                                              "per-class counts cover the first `indexed_rows` rows so far")
+    indexed_rows: int = Field(0, description="rows indexed so far (= num_rows once indexing is done)")
 
 
 class SampleSetsPublic(BaseModel):

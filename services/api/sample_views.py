@@ -19,7 +19,8 @@ def sample_set_public(s: SampleSet) -> SampleSetPublic:
     stats = s.statistics
     return SampleSetPublic(id=s.id, uri=s.uri, created_at=s.created_at, preset=s.preset, num_rows=s.num_rows,
                            num_items=int(stats.get("clean", 0)), accepted=int(stats.get("accepted", 0)),
-                           acceptance_rate=float(stats.get("acceptance_rate", 0.0)), num_classes=len(s.class_names))
+                           acceptance_rate=float(stats.get("acceptance_rate", 0.0)), num_classes=len(s.class_names),
+                           indexing=not s.ready, indexed_rows=s.num_rows if s.ready else s.indexed_rows)
 
 
 def sample_set_detail(session: Session, s: SampleSet) -> SampleSetDetail:

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Iterable, Sequence
 
-from sqlalchemy import JSON, case, delete, func, select, text, tuple_, update
+from sqlalchemy import JSON, case, delete, func, or_, select, text, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -74,15 +75,19 @@ def set_run_status(session: Session, run: Run, status: str, message: str = "", s
 
 
 # -- sample sets --------------------------------------------------------------------------------------------
+# A set is shown once its first rows are in; until its last (`ready`), pages cover the rows indexed so far.
+_VISIBLE = or_(SampleSet.ready, SampleSet.indexed_rows > 0)
+
+
 def get_sample_set(session: Session, set_id: str) -> SampleSet | None:
-    """The set if it is completely indexed (a set being (re)indexed is hidden)."""
+    """The set if any of its rows are indexed (one being (re)indexed is shown with what is in so far)."""
     s = session.get(SampleSet, set_id)
-    return s if s is not None and s.ready else None
+    return s if s is not None and (s.ready or s.indexed_rows > 0) else None
 
 
 def list_sample_sets(session: Session, offset: int = 0, limit: int = 50) -> tuple[list[SampleSet], int]:
-    count = session.scalar(select(func.count()).select_from(SampleSet).where(SampleSet.ready))
-    rows = session.scalars(select(SampleSet).where(SampleSet.ready)
+    count = session.scalar(select(func.count()).select_from(SampleSet).where(_VISIBLE))
+    rows = session.scalars(select(SampleSet).where(_VISIBLE)
                            .order_by(SampleSet.created_at.desc(), SampleSet.id).offset(offset).limit(limit)).all()
     return list(rows), int(count or 0)
 
@@ -94,20 +99,26 @@ def sample_set_versions(session: Session) -> dict[str, str]:
 
 # Rows per transaction when a set is (re)indexed: the write lock is held for about a second at a time.
 INGEST_CHUNK_ROWS = 20_000
+# While a set is indexed its counts (set page, page totals) are rewritten at most this often: each rewrite is
+# up to classes x kinds x verdicts rows, too many to repeat every chunk of a 1,000-class set.
+COUNTS_EVERY_S = 10.0
 
 
 def replace_sample_set(session: Session, sample_set: SampleSet, row_chunks: Iterable[Sequence[dict]],
-                       chunk_rows: int = INGEST_CHUNK_ROWS) -> None:
+                       chunk_rows: int = INGEST_CHUNK_ROWS, counts_every_s: float = COUNTS_EVERY_S) -> None:
     """Write a set, all its rows and their counts per (class, kind, accepted) in short transactions, so the
-    API's own writes (runs, statuses) never wait behind a million-row ingest. The set stays hidden
-    (`ready` false) until its last row is in: readers see the old index, then none, then the new, never half.
-    If writing fails, the partial rows are removed and the error raised."""
+    API's own writes (runs, statuses) never wait behind a million-row ingest. The old index goes first; the
+    set is shown from its first committed chunk on, marked as indexing (`ready` false, `indexed_rows` so far),
+    its counts those of the rows in, and complete (`ready`) with its last row. A crash mid-way leaves it not
+    ready, so the next sync indexes it again from the start. If writing fails, the partial rows are removed and
+    the error raised."""
     _remove_sample_set(session, sample_set.id, chunk_rows)
     sample_set.ready = False
+    sample_set.indexed_rows = 0
     session.add(sample_set)
     session.commit()
     try:
-        count, pending, counts = 0, 0, Counter()
+        count, pending, counts, counted_at = 0, 0, Counter(), time.monotonic()
         for rows in row_chunks:
             if rows:
                 _insert_samples(session, rows)
@@ -115,13 +126,15 @@ def replace_sample_set(session: Session, sample_set: SampleSet, row_chunks: Iter
                 pending += len(rows)
                 counts.update((r["label"], r["kind"], r["accepted"]) for r in rows)
             if pending >= chunk_rows:
+                first = sample_set.indexed_rows == 0
+                if first or time.monotonic() - counted_at >= counts_every_s:
+                    _write_counts(session, sample_set.id, counts)
+                    counted_at = time.monotonic()
+                sample_set.indexed_rows = count
                 session.commit()
                 pending = 0
-        if counts:
-            session.execute(SampleCount.__table__.insert(), [
-                {"set_id": sample_set.id, "label": label, "kind": kind, "accepted": accepted, "n": n}
-                for (label, kind, accepted), n in counts.items()])
-        sample_set.num_rows = count
+        _write_counts(session, sample_set.id, counts)
+        sample_set.num_rows = sample_set.indexed_rows = count
         sample_set.ready = True
         if session.connection().dialect.name == "postgresql":  # fresh statistics: its planner picks the indexes
             session.execute(text("ANALYZE samples, sample_counts"))
@@ -130,6 +143,15 @@ def replace_sample_set(session: Session, sample_set: SampleSet, row_chunks: Iter
         session.rollback()
         _remove_sample_set(session, sample_set.id, chunk_rows)
         raise
+
+
+def _write_counts(session: Session, set_id: str, counts: Counter) -> None:
+    """Replace the set's counts (in the caller's transaction) with `counts`: {(label, kind, accepted): n}."""
+    session.execute(delete(SampleCount).where(SampleCount.set_id == set_id))
+    if counts:
+        session.execute(SampleCount.__table__.insert(), [
+            {"set_id": set_id, "label": label, "kind": kind, "accepted": accepted, "n": n}
+            for (label, kind, accepted), n in counts.items()])
 
 
 _COPY_COLUMNS = [c.name for c in Sample.__table__.columns if c.name != "pk"]
@@ -152,7 +174,7 @@ def _insert_samples(session: Session, rows: Sequence[dict]) -> None:
 
 def _remove_sample_set(session: Session, set_id: str, chunk_rows: int) -> None:
     """Hide the set, then delete its rows a chunk per transaction, then the set."""
-    session.execute(update(SampleSet).where(SampleSet.id == set_id).values(ready=False))
+    session.execute(update(SampleSet).where(SampleSet.id == set_id).values(ready=False, indexed_rows=0))
     session.execute(delete(SampleCount).where(SampleCount.set_id == set_id))
     session.commit()
     while session.execute(delete(Sample).where(Sample.pk.in_(

@@ -65,8 +65,10 @@ class SampleSet(Base):
     num_rows: Mapped[int] = mapped_column(Integer)
     has_discretized: Mapped[bool] = mapped_column(Boolean, default=False)  # Q(x) rows stored
     indexed_at: Mapped[datetime] = mapped_column()
-    # False while its rows are written in short transactions (crud.replace_sample_set): hidden until complete.
+    # False while its rows are written in short transactions (crud.replace_sample_set); shown once its first
+    # rows are in (indexed_rows > 0), marked as indexing, so a million-row set is browsable in seconds.
     ready: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    indexed_rows: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Sample(Base):

@@ -69,7 +69,9 @@ function go(parts, params) {
 async function setsPage() {
   const sets = await api("/sample-sets?limit=500");
   const rows = sets.data.map((s) => h("tr", {},
-    h("td", {}, h("a", { href: `#/sets/${encodeURIComponent(s.id)}` }, s.id)), h("td", {}, s.preset),
+    h("td", {}, h("a", { href: `#/sets/${encodeURIComponent(s.id)}` }, s.id),
+      s.indexing ? h("span", { class: "muted", title: "the catalog is still indexing this set" },
+                     ` indexing ${pct(s.indexed_rows / Math.max(1, s.num_rows))}`) : null), h("td", {}, s.preset),
     h("td", { class: "num" }, s.num_items), h("td", { class: "num" }, s.num_classes),
     h("td", { class: "num" }, s.accepted), h("td", { class: "num" }, pct(s.acceptance_rate)),
     h("td", {}, when(s.created_at))));
@@ -254,7 +256,11 @@ async function setPage(id, params) {
     h("span", { class: "page-info" }, `page ${page} of ${samples.count_exact ? pages : `${pages}+`} · ${total} samples`),
     h("button", { disabled: !samples.next || (samples.count_exact && page >= pages), "data-action": "next",
                   onclick: () => toPage(page + 1, samples.next) }, "Next ›"));
-  return [h("h1", {}, `Sample set ${s.id}`), lineagePanel(s), diagnosticsPanel(s), filtersForm(s, params), pager(),
+  const indexing = s.indexing ? h("p", { class: "warning", id: "set-indexing", role: "status" },
+    `Indexing: ${s.indexed_rows.toLocaleString()} of ${s.num_rows.toLocaleString()} rows so far ` +
+    `(${pct(s.indexed_rows / Math.max(1, s.num_rows))}). Pages, totals, sorts and per-class counts cover these rows; ` +
+    "reload for more.") : null;
+  return [h("h1", {}, `Sample set ${s.id}`), indexing, lineagePanel(s), diagnosticsPanel(s), filtersForm(s, params), pager(),
     h("div", { class: "grid", id: "samples" }, samples.data.map(tile)),
     samples.count ? pager() : h("p", { class: "muted" }, "No sample matches these filters.")];
 }

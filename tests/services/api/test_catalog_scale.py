@@ -186,7 +186,7 @@ def _rows(set_id: str, start: int, n: int) -> list[dict]:
             for i in range(start, start + n)]
 
 
-def test_ingest_writes_in_short_transactions_and_shows_the_set_only_when_complete(tmp_path):
+def test_ingest_writes_in_short_transactions_and_the_set_is_browsable_from_its_first_chunk(tmp_path):
     import sqlite3
 
     engine = create_catalog_engine(f"sqlite:///{tmp_path}/c.db")
@@ -194,26 +194,57 @@ def test_ingest_writes_in_short_transactions_and_shows_the_set_only_when_complet
     sessions = session_factory(engine)
     seen = []
 
+    def accepted_in(n: int) -> int:
+        return sum(1 for i in range(n) if i % 2 and i % 3)
+
     def chunks():
         for k in range(5):
-            if k:  # between chunks: another writer gets the lock at once, readers do not see the set yet
+            if k:  # between chunks: another writer gets the lock at once, readers see the rows in so far
                 other = sqlite3.connect(tmp_path / "c.db", timeout=0.2)
                 other.execute("UPDATE sample_sets SET preset = preset")  # any write: fails if the lock is held
                 other.commit()
                 other.close()
                 with sessions() as reader:
-                    seen.append((crud.get_sample_set(reader, "s"), crud.list_sample_sets(reader)[1],
-                                 crud.sample_set_versions(reader)))
+                    s = crud.get_sample_set(reader, "s")
+                    page = crud.list_samples(reader, "s", kind="adversarial", accepted=True, limit=1000)
+                    seen.append((s.ready, s.indexed_rows, crud.list_sample_sets(reader)[1],
+                                 crud.sample_set_versions(reader), page.count, len(page.rows)))
             yield _rows("s", 100 * k, 100)
 
+    row = _set_row("s")
+    row.num_rows = 500  # from the manifest: known before a row is in
     with sessions() as session:
-        crud.replace_sample_set(session, _set_row("s"), chunks(), chunk_rows=100)
-    assert seen == [(None, 0, {})] * 4
+        crud.replace_sample_set(session, row, chunks(), chunk_rows=100, counts_every_s=0)
+    # shown from the first chunk on, not ready (so a restart indexes it again), totals those of the rows in
+    assert seen == [(False, 100 * k, 1, {}, accepted_in(100 * k), accepted_in(100 * k)) for k in range(1, 5)]
     with sessions() as session:
         s = crud.get_sample_set(session, "s")
-        assert s is not None and s.num_rows == 500 and crud.list_sample_sets(session)[1] == 1
-        assert crud.list_samples(session, "s", kind="adversarial", accepted=True).count == sum(
-            1 for i in range(500) if i % 2 and i % 3)
+        assert s is not None and s.ready and s.num_rows == s.indexed_rows == 500
+        assert crud.list_sample_sets(session)[1] == 1 and crud.sample_set_versions(session) == {"s": "0" * 64}
+        assert crud.list_samples(session, "s", kind="adversarial", accepted=True).count == accepted_in(500)
+
+
+def test_a_set_being_indexed_is_marked_so_in_the_api_and_the_ui(tmp_path):
+    from services.api.sample_views import sample_set_public
+
+    engine = create_catalog_engine(f"sqlite:///{tmp_path}/c.db")
+    migrate(engine)
+    sessions = session_factory(engine)
+    views = []
+
+    def chunks():
+        yield _rows("s", 0, 100)
+        with sessions() as reader:
+            views.append(sample_set_public(crud.get_sample_set(reader, "s")))
+        yield _rows("s", 100, 100)
+
+    row = _set_row("s")
+    row.num_rows = 200
+    with sessions() as session:
+        crud.replace_sample_set(session, row, chunks(), chunk_rows=100)
+        done = sample_set_public(crud.get_sample_set(session, "s"))
+    assert (views[0].indexing, views[0].indexed_rows, views[0].num_rows) == (True, 100, 200)
+    assert (done.indexing, done.indexed_rows, done.num_rows) == (False, 200, 200)
 
 
 def test_a_failed_ingest_leaves_no_rows_behind(tmp_path):

@@ -341,6 +341,28 @@ def test_sample_browser_full_size_view_sort_and_search(live_server):
 
 
 @needs_chromium
+def test_a_set_being_indexed_is_browsable_and_says_how_far_indexing_got(live_server):
+    from sqlalchemy import update
+
+    from services.api.catalog.models import SampleSet
+
+    url, app = live_server["url"], live_server["app"]
+    app.state.sync.run_once()
+    with app.state.sync.sessions() as session:  # as crud.replace_sample_set leaves it between chunks
+        total = session.get(SampleSet, "synthetic").num_rows
+        session.execute(update(SampleSet).where(SampleSet.id == "synthetic").values(ready=False, indexed_rows=10))
+        session.commit()
+    with browser_page() as page:
+        page.goto(f"{url}/ui/#/sets/synthetic?kind=clean")
+        page.wait_for_selector("#samples .tile img")
+        banner = page.locator("#set-indexing").inner_text()
+        assert banner.startswith(f"Indexing: 10 of {total} rows so far") and "cover these rows" in banner
+        page.goto(f"{url}/ui/#/sets")
+        page.wait_for_selector("#sets")
+        assert "indexing" in page.locator("#sets tr", has_text="synthetic").inner_text()
+
+
+@needs_chromium
 def test_an_experiment_report_run_shows_its_report_and_figures(live_server, store):
     """experiments.pacs records its report as a run (pacs-report): the page links report.md and shows the figures."""
     from PIL import Image
