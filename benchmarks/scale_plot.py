@@ -67,28 +67,28 @@ def table(report: dict, full: bool = False) -> str:
         [f"{r['trainer_open_s']} / {r['trainer_open_rss_MB']} / {r['trainer_first_256_rows_s']}"
          if "trainer_open_s" in r else None for r in runs])
     for backend in ("sqlite", "postgresql"):
-        if not all(backend in r for r in runs):
+        cats = [r.get(backend) for r in runs]  # a size may have run on one backend only
+        if not any(cats):
             continue
         row(f"{backend}: browsable (first page served) / ingest complete (s) / DB MB",
-            [f"{r[backend].get('browsable_s', '–')} / {r[backend]['ingest_s']} / {r[backend]['db_bytes'] / 1e6:.0f}"
-             for r in runs])
+            [f"{c.get('browsable_s', '–')} / {c['ingest_s']} / {c['db_bytes'] / 1e6:.0f}" if c else None for c in cats])
         for label, pick in (("slowest deep page by offset", lambda k: k.endswith(DEEP)),
                             ("slowest deep page by cursor (`after`)", lambda k: k.endswith("(after)"))):
             cells = []
-            for r in runs:
-                hits = [(v["p50_ms"], v["p99_ms"], k) for k, v in r[backend]["api"].items() if pick(k)]
+            for c in cats:
+                hits = [(v["p50_ms"], v["p99_ms"], k) for k, v in c["api"].items() if pick(k)] if c else []
                 worst = max(hits) if hits else None
                 cells.append(f"{worst[0]} / {max(h[1] for h in hits)} ({worst[2].split(',')[0]})" if worst else None)
             row(f"{backend}: {label} p50 / p99 ms", cells)
-        names = [k for k in runs[0][backend]["api"] if full or not (k.endswith(DEEP) or k.endswith("(after)")
-                                                                     or k.endswith("start"))]
+        first = next(c for c in cats if c)
+        names = [k for k in first["api"] if full or not (k.endswith(DEEP) or k.endswith("(after)") or k.endswith("start"))]
         for name in names:
             row(f"{backend}: {name} p50 / p99 ms",
-                [f"{r[backend]['api'][name]['p50_ms']} / {r[backend]['api'][name]['p99_ms']}"
-                 if name in r[backend]["api"] else None for r in runs])
+                [f"{c['api'][name]['p50_ms']} / {c['api'][name]['p99_ms']}" if c and name in c["api"] else None
+                 for c in cats])
         row(f"{backend}: UI set page / Next (s), page errors",
-            [f"{r[backend]['ui'].get('set_page_s')} / {r[backend]['ui'].get('next_page_s')}, "
-             f"{r[backend]['ui'].get('page_errors')}" if r[backend].get("ui") else None for r in runs])
+            [f"{c['ui'].get('set_page_s')} / {c['ui'].get('next_page_s')}, {c['ui'].get('page_errors')}"
+             if c and c.get("ui") else None for c in cats])
     listing = report.get("listing", [])
     if listing:
         lines += ["", "| generator listing + planning | " + " | ".join(f"{r['images']:,}" for r in listing) + " |",

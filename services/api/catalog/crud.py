@@ -205,8 +205,12 @@ SAMPLE_ORDERS = {"stored": (Sample.position,), "confidence": (Sample.confidence,
                  "-confidence": (Sample.confidence.desc(), Sample.position.desc())}
 _ORDER_KEYS = {"stored": (Sample.position,), "confidence": (Sample.confidence, Sample.position),
                "-confidence": (Sample.confidence, Sample.position)}
-# Totals of filters the counts table cannot answer (confidence range, source search) stop counting here.
+# Totals of filters the counts table cannot answer (a confidence range) stop counting here.
 COUNT_CAP = 10_000
+# A source search (a substring: no index serves it) reads at most this many rows per request, in the page's
+# order from where the last page ended: the page holds the matches among them and `next` goes on after the last
+# row read, so no request scans a million-row set (at 1.28 M images on SQLite: 15-90 ms per request, by order).
+SEARCH_WINDOW = 30_000
 
 
 @dataclass
@@ -255,13 +259,13 @@ def list_samples(session: Session, set_id: str, label: int | None = None, kind: 
         where.append(Sample.kind == kind)
     if accepted is not None:
         where.append(Sample.accepted == accepted)
-    scanning = [Sample.source_id.contains(source, autoescape=True)] if source else []
+    scanning = []
     if min_confidence is not None:
         scanning.append(Sample.confidence >= min_confidence)
     if max_confidence is not None:
         scanning.append(Sample.confidence <= max_confidence)
-    count, exact = _count(session, set_id, label, kind, accepted, where + scanning)
-    page = where + scanning
+    filters = where + scanning
+    page = list(filters)
     sort, keys = SAMPLE_ORDERS[order], _ORDER_KEYS[order]
     if label is not None:  # "+ 0": no index serves the order, so the class's index picks its (few) rows to sort
         sort = tuple(c.desc() for c in (Sample.confidence + 0, Sample.position + 0)) if order == "-confidence" else \
@@ -274,12 +278,31 @@ def list_samples(session: Session, set_id: str, label: int | None = None, kind: 
     elif offset and order == "stored" and len(page) == 1:
         page.append(Sample.position >= offset)  # positions are 0..rows-1 in a set: the offset is a seek
         offset = 0
+    if source:
+        return _search(session, page, sort, order, source, offset, limit, continued=after is not None)
+    count, exact = _count(session, set_id, label, kind, accepted, filters)
     query = select(Sample).where(*page).order_by(*sort)
     if offset:  # skip along the index (row ids only), then read just the page's rows
         pks = select(Sample.pk).where(*page).order_by(*sort).offset(offset).limit(limit)
         query = select(Sample).where(Sample.pk.in_(pks)).order_by(*sort)
     rows = list(session.scalars(query.limit(limit)).all())
     return SamplePage(rows, count, exact, page_cursor(order, rows[-1]) if len(rows) == limit else None)
+
+
+def _search(session: Session, page: list, sort: tuple, order: str, source: str, offset: int, limit: int,
+            continued: bool) -> SamplePage:
+    """The rows whose source path contains `source` among the next SEARCH_WINDOW rows of `page` in `sort` order.
+    `count` is the matches in that window: exact only when the window reached the end of a search from the start."""
+    window = select(Sample.pk).where(*page).order_by(*sort).offset(offset).limit(SEARCH_WINDOW)
+    match = [Sample.pk.in_(window), Sample.source_id.contains(source, autoescape=True)]
+    rows = list(session.scalars(select(Sample).where(*match).order_by(*sort).limit(limit)).all())
+    last_read = session.scalars(select(Sample).where(*page).order_by(*sort)
+                                .offset(offset + SEARCH_WINDOW - 1).limit(1)).first()  # None: the window hit the end
+    if len(rows) == limit:
+        count = int(session.scalar(select(func.count()).select_from(select(Sample.pk).where(*match).subquery())))
+        return SamplePage(rows, count, last_read is None and not offset and not continued, page_cursor(order, rows[-1]))
+    return SamplePage(rows, len(rows), last_read is None and not offset and not continued,
+                      None if last_read is None else page_cursor(order, last_read))
 
 
 def _count(session: Session, set_id: str, label: int | None, kind: str | None, accepted: bool | None,

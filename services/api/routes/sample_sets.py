@@ -49,8 +49,9 @@ def list_samples(session: SessionDep, set_id: str,
                                            DECIMAL] = None,
                  offset: Offset = 0,
                  limit: Annotated[int, Query(ge=1, le=500), DIGITS] = 100,
-                 source: Annotated[str | None, Query(min_length=1, max_length=200,
-                                                     description="substring of the source path (source_id)")] = None,
+                 source: Annotated[str | None, Query(
+                     min_length=1, max_length=200, description="substring of the source path (source_id); a search "
+                     "reads at most 30,000 rows per request: a page may hold fewer matches, and `next` goes on")] = None,
                  order: Annotated[Literal["stored", "confidence", "-confidence"],
                                   Query(description="stored order, or teacher confidence up / down (-)")] = "stored",
                  after: Annotated[str | None, Query(min_length=3, max_length=70, pattern=crud.CURSOR_PATTERN,

@@ -262,7 +262,9 @@ async function setPage(id, params) {
     "reload for more.") : null;
   return [h("h1", {}, `Sample set ${s.id}`), indexing, lineagePanel(s), diagnosticsPanel(s), filtersForm(s, params), pager(),
     h("div", { class: "grid", id: "samples" }, samples.data.map(tile)),
-    samples.count ? pager() : h("p", { class: "muted" }, "No sample matches these filters.")];
+    samples.count ? pager() : h("p", { class: "muted" }, samples.next
+      ? "No match in this stretch of the set (a source search reads 30,000 rows per page): Next searches on."
+      : "No sample matches these filters.")];
 }
 
 // -- runs ------------------------------------------------------------------------------------------------------------

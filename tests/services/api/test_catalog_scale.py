@@ -262,3 +262,30 @@ def test_a_failed_ingest_leaves_no_rows_behind(tmp_path):
     with sessions() as session:
         assert session.scalar(select(func.count()).select_from(Sample)) == 0
         assert crud.get_sample_set(session, "s") is None
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_a_source_search_reads_a_bounded_window_per_request_and_its_pages_find_every_match(big, order, monkeypatch):
+    """No index serves a substring, so a search reads at most SEARCH_WINDOW rows per request: `next` goes on from
+    the last row read, and walking it finds exactly the matches of one filtered read, in order."""
+    engine, sessions = big
+    monkeypatch.setattr(crud, "SEARCH_WINDOW", 3000)
+    needle = "img_000099"  # items 9,900-9,999: near the end in stored order
+    with sessions() as session:
+        everything = crud.list_samples(session, "scale", kind="adversarial", order=order, limit=20_000)
+        expected = [r.sample_id for r in everything.rows if needle in r.source_id]
+        found, after, requests, counts = [], None, 0, []
+        while True:
+            page = crud.list_samples(session, "scale", kind="adversarial", order=order, source=needle, limit=60,
+                                     after=after)
+            requests += 1
+            found += [r.sample_id for r in page.rows]
+            counts.append((page.count, page.count_exact))
+            if page.next is None:
+                break
+            after = page.next
+    assert found == expected and len(expected) == 100
+    # 10,000 adversarial rows read 3,000 at a time (4 windows), plus a request where a full page of 60 matches
+    # ends a window early
+    assert 4 <= requests <= 4 + 2
+    assert not any(exact for _, exact in counts)
