@@ -202,7 +202,8 @@ def api_cases(base: str, n: int, limit: int = 60) -> dict[str, str]:
     cases["class=7"] = f"{s}/samples?class=7&limit={limit}"
     cases["class=7&kind=adversarial, end"] = f"{s}/samples?class=7&kind=adversarial&limit={limit}&offset={max(0, n // CLASSES - limit)}"
     cases["min_confidence=0.9"] = f"{s}/samples?min_confidence=0.9&limit={limit}"
-    cases["source search"] = f"{s}/samples?source=img_{n // 2:08d}&limit={limit}"
+    cases["source search"] = f"{s}/samples?source=img_{n // 2:08d}&limit={limit}"  # one window of the search
+    cases["source search, order=-confidence"] = f"{s}/samples?source=img_{n // 2:08d}&order=-confidence&limit={limit}"
     return cases
 
 
